@@ -1,0 +1,300 @@
+//! Support for Rampart's integration tests: real processes (killed by PID on drop), real sockets, and network
+//! namespaces with veth pairs that are deleted when the test ends, pass or fail.
+//!
+//! Traffic in these tests goes only to 127.0.0.0/8 or to addresses inside the namespaces they create.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is the failure report
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `rampart` binary under test: `RAMPART_BIN` (set by `cargo xtask test`), else the release build.
+pub fn rampart_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RAMPART_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let bin = root.join("target/release/rampart");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo xtask test`",
+        bin.display()
+    );
+    bin
+}
+
+/// Tests that attach XDP or create namespaces need root; CI runs as root. Failing (not skipping) keeps a
+/// missing privilege from passing silently.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root (network namespaces and XDP); run `cargo xtask test` as root"
+    );
+}
+
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process that is killed (by its PID) and reaped when dropped.
+pub struct Process {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `program args`, with stdout and stderr going to a log file shown if the test fails.
+    pub fn start(name: &str, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("rampart-test-{}-{name}.log", std::process::id()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name} ({}): {e}", program.display()));
+        Self {
+            name: name.into(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        // SAFETY: kill on the PID of a child we spawned and have not yet reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Whether the process has exited; its status if so.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- log of {} ----\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr`, or panics after `timeout`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration, process: &mut Process) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Some(status) = process.exited() {
+            panic!(
+                "{} exited with {status} before listening on {addr}:\n{}",
+                process.name,
+                process.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{} did not listen on {addr} within {timeout:?}:\n{}",
+        process.name,
+        process.log()
+    );
+}
+
+/// Runs a command to completion, returning its output; panics only if it cannot start.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"))
+}
+
+/// Runs a command that must succeed.
+pub fn must(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The result of one curl request.
+#[derive(Debug)]
+pub struct Reply {
+    /// curl's exit code: 0 for a completed exchange, 28 for a timeout, 7 for a refused connection.
+    pub curl_exit: i32,
+    /// HTTP status, 0 when no response arrived.
+    pub status: u16,
+    pub body: String,
+}
+
+/// An HTTP request made by a real curl process, optionally inside network namespace `netns`.
+pub fn curl(netns: Option<&str>, method: &str, url: &str, body: Option<&str>, timeout_s: u32) -> Reply {
+    let mut args: Vec<String> = Vec::new();
+    let program = match netns {
+        Some(ns) => {
+            args.extend(["netns", "exec", ns, "curl"].map(String::from));
+            "ip"
+        }
+        None => "curl",
+    };
+    args.extend(
+        [
+            "-sS",
+            "-m",
+            &timeout_s.to_string(),
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+        ]
+        .map(String::from),
+    );
+    if let Some(b) = body {
+        args.extend(["-H", "content-type: application/json", "--data-binary", b].map(String::from));
+    }
+    args.push(url.into());
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(program, &arg_refs);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Reply {
+        curl_exit: out.status.code().unwrap_or(-1),
+        status: status.trim().parse().unwrap_or(0),
+        body: body.into(),
+    }
+}
+
+/// Parses a reply body as JSON, with the body in the panic message if it is not.
+pub fn json(reply: &Reply) -> serde_json::Value {
+    serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("not JSON ({e}): {reply:?}"))
+}
+
+/// The value of one Prometheus sample line (`name{labels} value`), 0 when absent.
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name_and_labels)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// A network namespace joined to the host by a veth pair, with one /24 between them. Deleted on drop
+/// (deleting the namespace also deletes the pair), including when the test panics.
+pub struct Netns {
+    pub name: String,
+    /// The host-side interface.
+    pub host_if: String,
+    pub host_ip: String,
+    pub ns_ip: String,
+}
+
+impl Netns {
+    /// `tag` keeps concurrently running tests apart (names are at most 15 bytes).
+    pub fn create(tag: &str) -> Self {
+        let id = std::process::id() % 10_000;
+        let name = format!("rpt-{tag}-{id}");
+        let host_if = format!("rh{tag}{id}");
+        let ns_if = format!("rn{tag}{id}");
+        assert!(host_if.len() <= 15, "interface name too long: {host_if}");
+        let octet = 100 + (id % 150);
+        let net = Self {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            host_ip: format!("10.213.{octet}.1"),
+            ns_ip: format!("10.213.{octet}.2"),
+        };
+        // Leftovers from a killed earlier run with the same PID would make `add` fail.
+        net.delete();
+        must("ip", &["netns", "add", &name]);
+        must("ip", &["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
+        must("ip", &["link", "set", &ns_if, "netns", &name]);
+        must("ip", &["addr", "add", &format!("{}/24", net.host_ip), "dev", &host_if]);
+        must("ip", &["link", "set", &host_if, "up"]);
+        must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &name,
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", net.ns_ip),
+                "dev",
+                &ns_if,
+            ],
+        );
+        must("ip", &["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
+        must("ip", &["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        net
+    }
+
+    pub fn exists(&self) -> bool {
+        must("ip", &["netns", "list"])
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(self.name.as_str()))
+    }
+
+    fn delete(&self) {
+        let _ = run("ip", &["link", "del", &self.host_if]);
+        let _ = run("ip", &["netns", "del", &self.name]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// Writes `text` to a fresh file in the temp directory and returns its path.
+pub fn temp_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("rampart-test-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Reads everything a TCP peer sends until it closes (for raw protocol checks).
+pub fn read_all(mut s: TcpStream) -> String {
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf
+}

@@ -1,0 +1,67 @@
+//! The admin plane: an axum router on its own listener with `/health`, the metrics endpoint and the
+//! management API. Handlers translate HTTP to calls on the services in [`AdminState`]; they hold no state of
+//! their own.
+
+mod blocked_ips;
+mod error;
+mod health;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::access::AccessLists;
+use crate::telemetry::metrics::Metrics;
+use crate::xdp::Attachment;
+
+pub use error::ApiError;
+
+/// What the admin handlers operate on.
+pub struct AdminState {
+    pub lists: Arc<AccessLists>,
+    pub metrics: Arc<Metrics>,
+    /// Interfaces the XDP program is attached to; empty when XDP is off or failed.
+    pub xdp_attachments: Vec<Attachment>,
+    /// Whether XDP was asked for (`xdp.enabled`); with no attachment that is a degraded state.
+    pub xdp_wanted: bool,
+    pub started: Instant,
+}
+
+pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> Router {
+    Router::new()
+        .route(health_path, get(health::health))
+        .route(metrics_path, get(metrics))
+        .route(
+            "/admin/waf/blocked-ips",
+            get(blocked_ips::list)
+                .post(blocked_ips::add)
+                .delete(blocked_ips::remove),
+        )
+        .with_state(state)
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Arc<AdminState>>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// Serves the admin router until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.changed().await;
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("admin listener failed: {e}"))
+}

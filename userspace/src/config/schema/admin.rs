@@ -1,0 +1,118 @@
+//! `admin`: the management API listener, its authentication, CORS and rate limit.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::types::Port;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the admin API, `/health` and `/metrics`. Default true.
+    pub enabled: bool,
+    /// Listen address; loopback by default so the API is never exposed by accident. Default `127.0.0.1`.
+    pub host: IpAddr,
+    /// Default 8081.
+    pub port: Port,
+    pub auth: AdminAuthConfig,
+    pub cors: CorsConfig,
+    pub rate_limiting: AdminRateLimitConfig,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: Port::new_const(8081),
+            auth: AdminAuthConfig::default(),
+            cors: CorsConfig::default(),
+            rate_limiting: AdminRateLimitConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminAuthConfig {
+    /// Require a bearer token on admin routes. Default false (the listener is loopback-only by default).
+    pub enabled: bool,
+    /// HMAC secret for tokens; at least 32 bytes. Prefer `RAMPART_ADMIN__AUTH__JWT_SECRET`. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// The only algorithm accepted. Default `HS256`.
+    pub jwt_algorithm: String,
+    /// Access-token lifetime in seconds. Default 900.
+    pub token_expiry: u64,
+    /// Refresh-token lifetime in seconds. Default 86400.
+    pub refresh_token_expiry: u64,
+    /// Failed logins before the account is locked. Default 5.
+    pub max_login_attempts: u32,
+    /// Seconds an account stays locked. Default 900.
+    pub lockout_duration: u64,
+}
+
+impl Default for AdminAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            jwt_secret: None,
+            jwt_algorithm: "HS256".into(),
+            token_expiry: 900,
+            refresh_token_expiry: 86_400,
+            max_login_attempts: 5,
+            lockout_duration: 900,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Default false.
+    pub enabled: bool,
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    /// Default false.
+    pub allow_credentials: bool,
+    /// Seconds browsers may cache a preflight answer. Default 600.
+    pub max_age: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow_origins: Vec::new(),
+            allow_methods: Vec::new(),
+            allow_headers: Vec::new(),
+            expose_headers: Vec::new(),
+            allow_credentials: false,
+            max_age: 600,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminRateLimitConfig {
+    /// Default true.
+    pub enabled: bool,
+    /// Default 300.
+    pub requests_per_minute: u32,
+    /// Count per client address rather than globally. Default true.
+    pub per_ip: bool,
+}
+
+impl Default for AdminRateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            requests_per_minute: 300,
+            per_ip: true,
+        }
+    }
+}

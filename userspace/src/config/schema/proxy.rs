@@ -1,0 +1,377 @@
+//! `proxy`: upstream pools, routes and the response cache.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::types::{ByteSize, Port};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Named pools of servers. At least one is required; without `routes`, every request goes to the first.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Routes, matched by host and path. Default none.
+    pub routes: Vec<RouteConfig>,
+    pub caching: CachingConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Unique name that routes refer to.
+    pub name: String,
+    /// How a server is picked. Default `round_robin`.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Hash for `ip_hash`. Default `crc32`.
+    #[serde(default)]
+    pub hash_method: HashMethod,
+    /// At least one server.
+    pub servers: Vec<ServerEntry>,
+    #[serde(default)]
+    pub health_check: HealthCheckConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    #[default]
+    RoundRobin,
+    LeastConnections,
+    IpHash,
+    WeightedRandom,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashMethod {
+    #[default]
+    Crc32,
+    Md5,
+    Sha1,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntry {
+    /// Host name or address.
+    pub host: String,
+    pub port: Port,
+    /// Relative share for weighted algorithms. Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Connections to this server at once; 0 means no limit. Default 0.
+    #[serde(default)]
+    pub max_connections: u32,
+    /// Failures within `fail_timeout` that mark the server down. Default 3.
+    #[serde(default = "default_max_fails")]
+    pub max_fails: u32,
+    /// Seconds of the failure window, and how long a failed server stays out. Default 10.
+    #[serde(default = "default_fail_timeout")]
+    pub fail_timeout: u64,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+fn default_max_fails() -> u32 {
+    3
+}
+
+fn default_fail_timeout() -> u64 {
+    10
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Probe servers actively. Default false (passive checks always run).
+    pub enabled: bool,
+    /// `http`, `tcp` or `custom` (run `script`). Default `http`.
+    #[serde(rename = "type")]
+    pub kind: HealthCheckKind,
+    /// Path probed by `http` checks. Default `/health`.
+    pub path: String,
+    /// Method of `http` checks. Default `GET`.
+    pub method: String,
+    /// Seconds between probes. Default 30.
+    pub interval: u64,
+    /// Seconds a probe may take. Default 5.
+    pub timeout: u64,
+    /// Seconds to establish the connection, for `tcp`; default: `timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<u64>,
+    /// Consecutive successes that mark a server healthy. Default 2.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that mark a server unhealthy. Default 3.
+    pub unhealthy_threshold: u32,
+    /// Statuses that count as healthy. Default `[200]`.
+    pub expected_status: Vec<u16>,
+    /// Substring the body must contain. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_body: Option<String>,
+    /// Headers sent with `http` probes. Default none.
+    pub headers: BTreeMap<String, String>,
+    /// Program run by `custom` checks; exit status 0 means healthy. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<PathBuf>,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            kind: HealthCheckKind::Http,
+            path: "/health".into(),
+            method: "GET".into(),
+            interval: 30,
+            timeout: 5,
+            connect_timeout: None,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            expected_status: vec![200],
+            expected_body: None,
+            headers: BTreeMap::new(),
+            script: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    Http,
+    Tcp,
+    Custom,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Host names this route serves (`*.example.com` matches one label); empty matches any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path pattern: exact (`/login`), prefix (`/api/*`), glob or `~regex`. Default `/*` (everything).
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    /// Name of the upstream that serves this route.
+    pub upstream: String,
+    /// Seconds to wait for the upstream's response. Default 30.
+    #[serde(default = "default_route_timeout")]
+    pub timeout: u64,
+    /// Extra attempts for idempotent requests on connection failure. Default 0.
+    #[serde(default)]
+    pub retry_attempts: u32,
+    /// Cache responses for this many seconds. Default: not cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<u64>,
+    /// Redirect plain HTTP to HTTPS. Default false.
+    #[serde(default)]
+    pub ssl_redirect: bool,
+    #[serde(default)]
+    pub headers: HeaderRewrite,
+    /// Further conditions a request must meet to take this route. Default none.
+    #[serde(default)]
+    pub conditions: Vec<RouteCondition>,
+}
+
+fn default_pattern() -> String {
+    "/*".into()
+}
+
+fn default_route_timeout() -> u64 {
+    30
+}
+
+/// Header changes applied to the request sent upstream.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeaderRewrite {
+    /// Appended (existing values kept).
+    pub add: BTreeMap<String, String>,
+    /// Replacing any existing value.
+    pub set: BTreeMap<String, String>,
+    /// Removed.
+    pub remove: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCondition {
+    #[serde(rename = "type")]
+    pub kind: RouteConditionKind,
+    /// Header or query parameter name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Default `equals`.
+    #[serde(default)]
+    pub operator: MatchOperator,
+    #[serde(default)]
+    pub value: String,
+    /// When false the condition only raises the route's priority. Default true.
+    #[serde(default = "default_required")]
+    pub required: bool,
+}
+
+/// How a route condition compares the request's value with `value`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchOperator {
+    #[default]
+    Equals,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Regex,
+    /// The header or parameter is present, whatever its value.
+    Present,
+    InSubnet,
+}
+
+fn default_required() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteConditionKind {
+    Header,
+    Query,
+    Method,
+    Ip,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CachingConfig {
+    /// Cache responses. Default false.
+    pub enabled: bool,
+    pub memory_cache: MemoryCacheConfig,
+    pub redis_cache: RedisCacheConfig,
+    /// Which responses are cached, and for how long. Default none.
+    #[serde(alias = "rules")]
+    pub cache_rules: Vec<CacheRule>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryCacheConfig {
+    /// Default true.
+    pub enabled: bool,
+    /// Memory for cached bodies. Default 256MB.
+    pub max_size: ByteSize,
+    /// Entries at most. Default 100000.
+    pub max_entries: u64,
+    /// Default `lru`.
+    pub eviction_policy: EvictionPolicy,
+    /// Compress stored bodies. Default false.
+    pub compression: bool,
+    /// Compress only bodies at least this large. Default 1024.
+    pub compression_threshold: u64,
+}
+
+impl Default for MemoryCacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_size: ByteSize::mib(256),
+            max_entries: 100_000,
+            eviction_policy: EvictionPolicy::Lru,
+            compression: false,
+            compression_threshold: 1024,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvictionPolicy {
+    Lru,
+    Lfu,
+    Ttl,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisCacheConfig {
+    /// Default false.
+    pub enabled: bool,
+    /// Default `127.0.0.1`.
+    pub host: String,
+    /// Default 6379.
+    pub port: Port,
+    /// Default 0.
+    pub db: u32,
+    /// Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Connections kept open. Default 10.
+    pub pool_size: u32,
+    /// Seconds per operation before falling back to the memory cache. Default 5.
+    pub timeout: u64,
+    /// Default false.
+    pub cluster_mode: bool,
+    /// `host:port` of cluster nodes. Default none.
+    pub cluster_nodes: Vec<String>,
+}
+
+impl Default for RedisCacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "127.0.0.1".into(),
+            port: Port::new_const(6379),
+            db: 0,
+            password: None,
+            pool_size: 10,
+            timeout: 5,
+            cluster_mode: false,
+            cluster_nodes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRule {
+    /// Path pattern, as in routes.
+    pub path: String,
+    /// Seconds to keep a response.
+    pub ttl: u64,
+    /// Request headers that vary the cache key. Default none.
+    #[serde(default)]
+    pub vary_headers: Vec<String>,
+    /// Extra cache-key parts: `path`, `query`, `host`, `method`, `user_id`. Default `[path, query]`.
+    #[serde(default = "default_cache_key")]
+    pub cache_key_include: Vec<String>,
+    /// Header conditions for caching. Default none.
+    #[serde(default)]
+    pub conditions: Vec<CacheCondition>,
+}
+
+fn default_cache_key() -> Vec<String> {
+    vec!["path".into(), "query".into()]
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheCondition {
+    pub header: String,
+    /// Default `equals`.
+    #[serde(default)]
+    pub operator: CacheConditionOperator,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheConditionOperator {
+    #[default]
+    Equals,
+    Contains,
+    NotContains,
+}

@@ -1,0 +1,215 @@
+//! Checks that span several values (references between sections, port clashes, required companions). Per-value
+//! rules (ranges, CIDR syntax, enums) are enforced while deserialising, by the types in `config::types`.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use super::path::KeyPath;
+use super::schema::{Config, HealthCheckKind};
+
+/// A problem found by a cross-field check, before its location is attached.
+pub type Finding = (KeyPath, String);
+
+pub fn check(config: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    server(config, &mut out);
+    proxy(config, &mut out);
+    listeners(config, &mut out);
+    ssl(config, &mut out);
+    admin(config, &mut out);
+    waf(config, &mut out);
+    xdp(config, &mut out);
+    out
+}
+
+fn at(path: &str) -> KeyPath {
+    KeyPath::parse(path)
+}
+
+fn server(c: &Config, out: &mut Vec<Finding>) {
+    let s = &c.server;
+    if s.max_connections == 0 {
+        out.push((at("server.max_connections"), "must be at least 1".into()));
+    }
+    for (name, v) in [
+        ("keepalive_timeout", s.keepalive_timeout),
+        ("request_timeout", s.request_timeout),
+    ] {
+        if v == 0 {
+            out.push((at("server").child_key(name), "must be at least 1 second".into()));
+        }
+    }
+    if s.max_request_size.get() == 0 {
+        out.push((at("server.max_request_size"), "must be more than 0 bytes".into()));
+    }
+}
+
+fn proxy(c: &Config, out: &mut Vec<Finding>) {
+    let ups = &c.proxy.upstreams;
+    if ups.is_empty() {
+        out.push((at("proxy.upstreams"), "at least one upstream is required".into()));
+    }
+    let mut names = HashSet::new();
+    for (i, u) in ups.iter().enumerate() {
+        let base = at("proxy.upstreams").child_index(i);
+        if u.name.trim().is_empty() {
+            out.push((base.child_key("name"), "must not be empty".into()));
+        } else if !names.insert(u.name.as_str()) {
+            out.push((base.child_key("name"), format!("duplicate upstream name `{}`", u.name)));
+        }
+        if u.servers.is_empty() {
+            out.push((base.child_key("servers"), "at least one server is required".into()));
+        }
+        for (j, s) in u.servers.iter().enumerate() {
+            let sp = base.child_key("servers").child_index(j);
+            if s.host.trim().is_empty() {
+                out.push((sp.child_key("host"), "must not be empty".into()));
+            }
+            if s.weight == 0 {
+                out.push((sp.child_key("weight"), "must be at least 1".into()));
+            }
+        }
+        let hc = &u.health_check;
+        let hp = base.child_key("health_check");
+        if let Some(bad) = hc.expected_status.iter().find(|s| !(100..=599).contains(*s)) {
+            out.push((
+                hp.child_key("expected_status"),
+                format!("{bad} is not an HTTP status (100-599)"),
+            ));
+        }
+        if hc.enabled && hc.kind == HealthCheckKind::Custom && hc.script.is_none() {
+            out.push((hp.child_key("script"), "required when type is custom".into()));
+        }
+        if hc.enabled && (hc.interval == 0 || hc.timeout == 0) {
+            out.push((hp, "interval and timeout must be at least 1 second".into()));
+        }
+    }
+    for (i, r) in c.proxy.routes.iter().enumerate() {
+        if !names.contains(r.upstream.as_str()) {
+            out.push((
+                at("proxy.routes").child_index(i).child_key("upstream"),
+                format!("no upstream named `{}` (defined: {})", r.upstream, names_list(&names)),
+            ));
+        }
+    }
+}
+
+fn names_list(names: &HashSet<&str>) -> String {
+    let mut v: Vec<_> = names.iter().copied().collect();
+    v.sort_unstable();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+/// Two listeners on the same port clash when either binds the unspecified address or both bind the same one.
+fn listeners(c: &Config, out: &mut Vec<Finding>) {
+    let mut bound: Vec<(&str, IpAddr, u16)> = vec![("server.port", c.server.host, c.server.port.get())];
+    if c.ssl.enabled {
+        bound.push(("ssl.port", c.server.host, c.ssl.port.get()));
+    }
+    if c.admin.enabled {
+        bound.push(("admin.port", c.admin.host, c.admin.port.get()));
+    }
+    if let (true, Some(port)) = (
+        c.metrics.enabled && c.metrics.prometheus.enabled,
+        c.metrics.prometheus.port,
+    ) {
+        bound.push(("metrics.prometheus.port", c.admin.host, port.get()));
+    }
+    for (i, (path, host, port)) in bound.iter().enumerate() {
+        for (other, ohost, oport) in &bound[..i] {
+            let overlap = host == ohost || host.is_unspecified() || ohost.is_unspecified();
+            if port == oport && overlap {
+                out.push((at(path), format!("port {port} is already used by {other}")));
+            }
+        }
+    }
+}
+
+fn ssl(c: &Config, out: &mut Vec<Finding>) {
+    let s = &c.ssl;
+    if s.enabled && s.certificates.is_empty() && !s.auto_provision {
+        out.push((
+            at("ssl.certificates"),
+            "ssl is enabled but no certificate is configured and auto_provision is off".into(),
+        ));
+    }
+    if s.auto_provision && s.acme.domains.is_empty() {
+        out.push((
+            at("ssl.acme.domains"),
+            "auto_provision needs at least one domain".into(),
+        ));
+    }
+    if s.protocols.is_empty() {
+        out.push((at("ssl.protocols"), "at least one protocol version is required".into()));
+    }
+    for (i, cert) in s.certificates.iter().enumerate() {
+        if cert.domains.is_empty() {
+            out.push((
+                at("ssl.certificates").child_index(i).child_key("domains"),
+                "at least one domain is required".into(),
+            ));
+        }
+    }
+}
+
+fn admin(c: &Config, out: &mut Vec<Finding>) {
+    let a = &c.admin.auth;
+    if a.enabled {
+        match &a.jwt_secret {
+            None => out.push((
+                at("admin.auth.jwt_secret"),
+                "required when admin.auth.enabled is true".into(),
+            )),
+            Some(s) if s.len() < 32 => out.push((at("admin.auth.jwt_secret"), "must be at least 32 bytes".into())),
+            Some(_) => {}
+        }
+    }
+    if !c.metrics.prometheus.path.starts_with('/') {
+        out.push((at("metrics.prometheus.path"), "must start with /".into()));
+    }
+    if !c.metrics.health_checks.endpoint.starts_with('/') {
+        out.push((at("metrics.health_checks.endpoint"), "must start with /".into()));
+    }
+}
+
+fn waf(c: &Config, out: &mut Vec<Finding>) {
+    let b = &c.waf.bot_protection;
+    if b.challenge_threshold > b.detection_threshold {
+        out.push((
+            at("waf.bot_protection.challenge_threshold"),
+            "must not be above detection_threshold (challenges come before blocks)".into(),
+        ));
+    }
+    let g = &c.waf.geo_blocking;
+    if g.enabled && g.geoip_database.is_none() {
+        out.push((
+            at("waf.geo_blocking.geoip_database"),
+            "required when geo_blocking is enabled".into(),
+        ));
+    }
+    let mut rule_names = HashSet::new();
+    for (i, r) in c.waf.custom_rules.iter().enumerate() {
+        if !rule_names.insert(r.name.as_str()) {
+            out.push((
+                at("waf.custom_rules").child_index(i).child_key("name"),
+                format!("duplicate rule name `{}`", r.name),
+            ));
+        }
+    }
+}
+
+/// Linux interface names are at most 15 bytes and contain no `/`, whitespace or `:`.
+fn xdp(c: &Config, out: &mut Vec<Finding>) {
+    let mut seen = HashSet::new();
+    for (i, name) in c.xdp.interfaces.iter().enumerate() {
+        let p = at("xdp.interfaces").child_index(i);
+        let valid = !name.is_empty()
+            && name.len() <= 15
+            && !name.chars().any(|ch| ch == '/' || ch == ':' || ch.is_whitespace());
+        if !valid {
+            out.push((p, format!("`{name}` is not a valid interface name")));
+        } else if !seen.insert(name.as_str()) {
+            out.push((p, format!("interface `{name}` is listed twice")));
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! What this build does not do yet, stated at start-up. A setting that would change where traffic goes or
+//! weaken security if ignored stops the daemon; a protection that is on by default but not built yet is a
+//! loud warning, because refusing would make the default configuration unusable.
+
+use crate::config::Config;
+
+pub struct Unsupported {
+    /// Settings that must not be ignored: start-up fails.
+    pub fatal: Vec<String>,
+    /// Settings accepted but not enforced yet: logged as warnings at every start.
+    pub warnings: Vec<String>,
+}
+
+pub fn check(c: &Config) -> Unsupported {
+    let mut fatal = Vec::new();
+    let mut warnings = Vec::new();
+    let mut fatal_if = |on: bool, what: &str| {
+        if on {
+            fatal.push(format!("{what} is not supported by this build yet"));
+        }
+    };
+    fatal_if(c.ssl.enabled, "ssl.enabled (TLS termination)");
+    fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
+    fatal_if(c.admin.auth.enabled, "admin.auth.enabled (token authentication)");
+    fatal_if(c.admin.cors.enabled, "admin.cors.enabled");
+    fatal_if(
+        !c.proxy.routes.is_empty(),
+        "proxy.routes (request routing; without routes every request goes to the first upstream)",
+    );
+    fatal_if(
+        c.proxy.upstreams.len() > 1,
+        "more than one entry in proxy.upstreams (without routing only the first is used)",
+    );
+    fatal_if(
+        c.metrics.prometheus.port.is_some(),
+        "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
+    );
+    fatal_if(
+        !c.waf.rate_limiting.blacklist_ips.is_empty(),
+        "waf.rate_limiting.blacklist_ips",
+    );
+    fatal_if(c.waf.geo_blocking.enabled, "waf.geo_blocking.enabled");
+    fatal_if(!c.waf.custom_rules.is_empty(), "waf.custom_rules");
+    fatal_if(
+        c.logging.outputs.iter().any(|o| o != "stdout" && o != "stderr"),
+        "a file in logging.outputs (only stdout and stderr are)",
+    );
+
+    let mut warn_if = |on: bool, what: &str| {
+        if on {
+            warnings.push(format!("{what} is configured but not enforced by this build yet"));
+        }
+    };
+    warn_if(
+        c.waf.enabled,
+        "waf.enabled (request inspection): requests are forwarded uninspected",
+    );
+    warn_if(c.waf.bot_protection.enabled, "waf.bot_protection");
+    warn_if(
+        c.waf.rate_limiting.global_limit.is_some()
+            || c.waf.rate_limiting.per_ip_limit.is_some()
+            || !c.waf.rate_limiting.per_endpoint_limits.is_empty(),
+        "waf.rate_limiting",
+    );
+    warn_if(c.proxy.caching.enabled, "proxy.caching");
+    warn_if(
+        c.proxy.upstreams.iter().any(|u| u.health_check.enabled),
+        "proxy.upstreams[].health_check",
+    );
+    warn_if(c.admin.rate_limiting.enabled, "admin.rate_limiting");
+    warn_if(
+        c.logging.security_log.file.is_some()
+            || c.logging.access_log.file.is_some()
+            || c.logging.performance_log.file.is_some(),
+        "logging.*_log.file",
+    );
+    Unsupported { fatal, warnings }
+}

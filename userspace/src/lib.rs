@@ -1,0 +1,12 @@
+//! Rampart's daemon and CLI as a library, so integration tests and benchmarks reach the same code the binary
+//! runs. See ARCHITECTURE.md for the map of modules and a request's journey through them.
+
+pub mod access;
+pub mod admin;
+pub mod config;
+pub mod daemon;
+pub mod echo_upstream;
+pub mod net;
+pub mod proxy;
+pub mod telemetry;
+pub mod xdp;

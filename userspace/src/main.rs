@@ -1,0 +1,147 @@
+//! The `rampart` command: run the daemon, check configuration, and development helpers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rampart::config::{self, Config, ConfigError};
+
+#[derive(Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "Edge WAF and reverse proxy with an XDP fast path"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (needs root, or CAP_BPF + CAP_NET_ADMIN, for XDP).
+    Run {
+        /// Configuration file; without it the embedded default configuration is used.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check or print configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// A demo upstream that echoes each request as JSON (used by `cargo xtask run` and the tests).
+    EchoUpstream {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: SocketAddr,
+        /// Name reported in every response, to tell upstreams apart.
+        #[arg(long, default_value = "echo")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE (with RAMPART_ environment overrides applied); prints every problem with its key path and
+    /// line, and exits 2 if there is any.
+    Validate { file: PathBuf },
+    /// Print the effective configuration (file or embedded default, overrides applied), secrets redacted.
+    Show {
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print the built-in defaults of every key instead.
+        #[arg(long)]
+        defaults: bool,
+    },
+}
+
+/// Exit status for invalid configuration or usage, distinct from a runtime failure (1).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Validate { file },
+        } => match config::load_file(&file) {
+            Ok(_) => {
+                println!("{}: configuration is valid", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_failure(&e),
+        },
+        Command::Config {
+            command: ConfigCommand::Show { config, defaults },
+        } => {
+            let loaded = if defaults {
+                Ok(Config::default())
+            } else {
+                load(config.as_ref())
+            };
+            match loaded.map(|c| config::to_yaml_redacted(&c)) {
+                Ok(Ok(yaml)) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("rampart: cannot print the configuration: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => config_failure(&e),
+            }
+        }
+        Command::Run { config } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => return config_failure(&e),
+            };
+            rampart::telemetry::logging::init(&config);
+            let unsupported = rampart::daemon::unsupported(&config);
+            if !unsupported.fatal.is_empty() {
+                for f in &unsupported.fatal {
+                    eprintln!("rampart: config error: {f}");
+                }
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            run_runtime(config.server.workers, rampart::daemon::run(config))
+        }
+        Command::EchoUpstream { listen, name } => run_runtime(1, rampart::echo_upstream::serve(listen, name)),
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => config::load_file(p),
+        None => config::load_default(),
+    }
+}
+
+fn config_failure(e: &ConfigError) -> ExitCode {
+    for line in e.to_string().lines() {
+        eprintln!("rampart: config error: {line}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn run_runtime(workers: usize, fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rampart: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rampart: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Prometheus metrics. Kernel counters are read from the per-CPU map at scrape time by [`XdpCollector`], so
+//! there is no polling loop and a scrape always sees the kernel's current totals.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use tracing::warn;
+
+use crate::xdp::XdpMaps;
+
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new(xdp: Option<Arc<XdpMaps>>) -> Self {
+        let registry = Registry::new();
+        if let Some(maps) = xdp {
+            // Registration fails only on duplicate names, which is a programming error caught by the tests.
+            if let Err(e) = registry.register(Box::new(XdpCollector::new(maps))) {
+                warn!(error = %e, "registering XDP metrics failed");
+            }
+        }
+        Self { registry }
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// `rampart_xdp_packets_total{action,reason}` and `rampart_xdp_bytes_total{action,reason}`.
+struct XdpCollector {
+    maps: Arc<XdpMaps>,
+    /// Serialises scrapes: the vectors below are reset and refilled, which must not interleave.
+    scrape: Mutex<()>,
+    packets: IntCounterVec,
+    bytes: IntCounterVec,
+}
+
+impl XdpCollector {
+    fn new(maps: Arc<XdpMaps>) -> Self {
+        let vec = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["action", "reason"]).expect("metric names are valid")
+        };
+        Self {
+            maps,
+            scrape: Mutex::new(()),
+            packets: vec(
+                "rampart_xdp_packets_total",
+                "Packets seen by the XDP program, by verdict and reason.",
+            ),
+            bytes: vec(
+                "rampart_xdp_bytes_total",
+                "Bytes seen by the XDP program, by verdict and reason.",
+            ),
+        }
+    }
+}
+
+impl Collector for XdpCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.packets.desc().into_iter().chain(self.bytes.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _scrape = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let totals = match self.maps.stats.totals() {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "reading XDP counters failed");
+                return Vec::new();
+            }
+        };
+        // The vectors are scratch space rebuilt on every scrape from the kernel's absolute totals.
+        self.packets.reset();
+        self.bytes.reset();
+        for (reason, c) in totals {
+            let labels = [reason.action().as_str(), reason.as_str()];
+            self.packets.with_label_values(&labels).inc_by(c.packets);
+            self.bytes.with_label_values(&labels).inc_by(c.bytes);
+        }
+        let mut out = self.packets.collect();
+        out.extend(self.bytes.collect());
+        out
+    }
+}

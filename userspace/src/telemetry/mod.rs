@@ -1,0 +1,4 @@
+//! Observability: the daemon's logs and the Prometheus registry. Nothing here makes a request decision.
+
+pub mod logging;
+pub mod metrics;

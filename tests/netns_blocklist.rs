@@ -16,12 +16,11 @@ fn blocked_client_is_dropped_by_xdp_and_unblocked_again() {
     let net = Netns::create("bl");
     let (proxy_port, admin_port, upstream_port) = (free_port(), free_port(), free_port());
     let config = format!(
-        "server:\n  host: {host}\n  port: {proxy_port}\n\
+        "server:\n  host: \"::\"\n  port: {proxy_port}\n\
          proxy:\n  upstreams:\n    - name: app\n      servers:\n        - {{host: 127.0.0.1, port: {upstream_port}}}\n\
          admin:\n  host: 127.0.0.1\n  port: {admin_port}\n\
          waf:\n  enabled: false\n\
          xdp:\n  interfaces: [{iface}]\n  attach_mode: auto\n",
-        host = net.host_ip,
         iface = net.host_if,
     );
     let config_path = temp_file("netns.yaml", &config);
@@ -129,6 +128,48 @@ fn blocked_client_is_dropped_by_xdp_and_unblocked_again() {
         5,
     );
     assert_eq!(gone.status, 404, "{gone:?}");
+
+    // 4. IPv6: a /64 prefix on the deny list drops the namespace's v6 address too.
+    let site6 = format!("http://[{}]:{proxy_port}/v6", net.host_ip6);
+    let ok6 = curl(Some(&net.name), "GET", &site6, None, REQUEST_TIMEOUT_S);
+    assert_eq!(ok6.status, 200, "{ok6:?}");
+    assert_eq!(json(&ok6)["x_forwarded_for"], net.ns_ip6.as_str());
+    let prefix6 = format!("{}/64", net.ns_ip6.trim_end_matches("::2").to_owned() + "::");
+    let r = curl(
+        None,
+        "POST",
+        &format!("{admin}/admin/waf/blocked-ips"),
+        Some(&format!(r#"{{"ip":"{prefix6}"}}"#)),
+        5,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(
+        json(&r)["blocked_ip"]["expires"],
+        serde_json::Value::Null,
+        "no duration means permanent"
+    );
+    let blocked6 = curl(Some(&net.name), "GET", &site6, None, REQUEST_TIMEOUT_S);
+    assert_eq!(
+        blocked6.curl_exit, 28,
+        "expected a v6 connection timeout, got {blocked6:?}"
+    );
+    let v4_still_ok = curl(Some(&net.name), "GET", &site, None, REQUEST_TIMEOUT_S);
+    assert_eq!(
+        v4_still_ok.status, 200,
+        "a v6 entry must not affect v4: {v4_still_ok:?}"
+    );
+    let r = curl(
+        None,
+        "DELETE",
+        &format!("{admin}/admin/waf/blocked-ips?ip={prefix6}"),
+        None,
+        5,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        curl(Some(&net.name), "GET", &site6, None, REQUEST_TIMEOUT_S).status,
+        200
+    );
 
     // Clean shutdown detaches the program.
     let status = rampart

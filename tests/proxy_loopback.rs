@@ -106,6 +106,23 @@ fn keep_alive_connections_serve_many_requests() {
 }
 
 #[test]
+fn upstream_connections_are_pooled_across_client_connections() {
+    let (s, _) = start(true);
+    // Separate curl processes: separate client connections, served over one pooled upstream connection.
+    let peers: Vec<String> = (0..5)
+        .map(|i| {
+            let r = curl(None, "GET", &format!("{}/p{i}", s.proxy), None, 5);
+            assert_eq!(r.status, 200, "{r:?}");
+            json(&r)["peer"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        peers.iter().all(|p| *p == peers[0]),
+        "upstream connection was not reused: {peers:?}"
+    );
+}
+
+#[test]
 fn oversized_bodies_get_413() {
     let (s, _) = start(true);
     let big = "x".repeat(2048);

@@ -224,6 +224,9 @@ pub struct Netns {
     pub host_if: String,
     pub host_ip: String,
     pub ns_ip: String,
+    /// IPv6 addresses on the same link (a /64 of fd00::/8).
+    pub host_ip6: String,
+    pub ns_ip6: String,
 }
 
 impl Netns {
@@ -240,6 +243,8 @@ impl Netns {
             host_if: host_if.clone(),
             host_ip: format!("10.213.{octet}.1"),
             ns_ip: format!("10.213.{octet}.2"),
+            host_ip6: format!("fd00:213:{octet}::1"),
+            ns_ip6: format!("fd00:213:{octet}::2"),
         };
         // Leftovers from a killed earlier run with the same PID would make `add` fail.
         net.delete();
@@ -247,6 +252,19 @@ impl Netns {
         must("ip", &["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
         must("ip", &["link", "set", &ns_if, "netns", &name]);
         must("ip", &["addr", "add", &format!("{}/24", net.host_ip), "dev", &host_if]);
+        // nodad: usable at once, without waiting for duplicate address detection.
+        must(
+            "ip",
+            &[
+                "-6",
+                "addr",
+                "add",
+                &format!("{}/64", net.host_ip6),
+                "dev",
+                &host_if,
+                "nodad",
+            ],
+        );
         must("ip", &["link", "set", &host_if, "up"]);
         must(
             "ip",
@@ -260,6 +278,22 @@ impl Netns {
                 &format!("{}/24", net.ns_ip),
                 "dev",
                 &ns_if,
+            ],
+        );
+        must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &name,
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{}/64", net.ns_ip6),
+                "dev",
+                &ns_if,
+                "nodad",
             ],
         );
         must("ip", &["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);

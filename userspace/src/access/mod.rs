@@ -144,14 +144,37 @@ impl AccessLists {
         Ok(if in_map { listed } else { None })
     }
 
-    /// Live entries of one list, in prefix order.
-    pub fn entries(&self, list: ListKind) -> Vec<Listed> {
+    /// Live entries of one list as the kernel holds them, in prefix order, with the record's metadata. Reading
+    /// the map (not only the record) means a listing shows exactly what is enforced; a kernel entry the record
+    /// lacks is still shown, with reason `unknown`.
+    pub fn entries(&self, list: ListKind) -> Result<Vec<Listed>, AccessError> {
+        let Some(maps) = self.maps.as_ref() else {
+            return Ok(Vec::new());
+        };
         let now = xdp::monotonic_ns();
-        self.lock_record()
-            .values()
-            .filter(|l| l.list == list && l.is_live(now))
-            .cloned()
-            .collect()
+        let record = self.lock_record();
+        let in_kernel = lock(&maps.lists).entries(list).map_err(|source| AccessError::Map {
+            list: list.as_str(),
+            source,
+        })?;
+        let mut out: Vec<Listed> = in_kernel
+            .into_iter()
+            .filter(|(_, entry)| entry.is_live(now))
+            .map(|(cidr, entry)| match record.get(&(list.into(), cidr)) {
+                Some(listed) => listed.clone(),
+                None => Listed {
+                    list,
+                    cidr,
+                    reason: "unknown".into(),
+                    source: EntrySource::from_u32(entry.source).unwrap_or(EntrySource::Admin),
+                    created_at: SystemTime::UNIX_EPOCH,
+                    expires_at: None,
+                    expires_mono_ns: entry.expires_at_ns,
+                },
+            })
+            .collect();
+        out.sort_by_key(|l| l.cidr);
+        Ok(out)
     }
 
     /// Deletes expired entries from the maps and the record; returns how many went. The kernel already

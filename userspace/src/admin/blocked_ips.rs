@@ -48,14 +48,11 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Value> {
-    let items: Vec<BlockedIp> = state
-        .lists
-        .entries(ListKind::Deny)
-        .iter()
-        .map(BlockedIp::from)
-        .collect();
-    Json(json!({ "blocked_ips": items, "enforced_by": if state.lists.is_enforced() { "xdp" } else { "none" } }))
+pub async fn list(State(state): State<Arc<AdminState>>) -> Result<Json<Value>, ApiError> {
+    let entries = state.lists.entries(ListKind::Deny).map_err(access_error)?;
+    let items: Vec<BlockedIp> = entries.iter().map(BlockedIp::from).collect();
+    let enforced_by = if state.lists.is_enforced() { "xdp" } else { "none" };
+    Ok(Json(json!({ "blocked_ips": items, "enforced_by": enforced_by })))
 }
 
 #[derive(Deserialize)]

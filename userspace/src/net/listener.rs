@@ -68,6 +68,9 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, limits: Limits, mut
             },
             _ = shutdown.changed() => break,
         };
+        // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`; everything downstream (logs,
+        // X-Forwarded-For, address lists) must see the plain IPv4 address.
+        let client = SocketAddr::new(client.ip().to_canonical(), client.port());
         if let Err(e) = stream.set_nodelay(true) {
             debug!(error = %e, "TCP_NODELAY failed");
         }

@@ -192,11 +192,5 @@ fn metrics(admin: &str) -> String {
 fn assert_namespace_removed(net: Netns) {
     let name = net.name.clone();
     drop(net);
-    let listed = must("ip", &["netns", "list"]);
-    assert!(
-        !listed
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(name.as_str())),
-        "namespace {name} left behind"
-    );
+    assert!(!netns_exists(&name), "namespace {name} left behind");
 }

@@ -251,66 +251,37 @@ impl Netns {
         must("ip", &["netns", "add", &name]);
         must("ip", &["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
         must("ip", &["link", "set", &ns_if, "netns", &name]);
-        must("ip", &["addr", "add", &format!("{}/24", net.host_ip), "dev", &host_if]);
+        let (v4, v6) = (format!("{}/24", net.host_ip), format!("{}/64", net.host_ip6));
+        must("ip", &["addr", "add", &v4, "dev", &host_if]);
         // nodad: usable at once, without waiting for duplicate address detection.
-        must(
-            "ip",
-            &[
-                "-6",
-                "addr",
-                "add",
-                &format!("{}/64", net.host_ip6),
-                "dev",
-                &host_if,
-                "nodad",
-            ],
-        );
+        must("ip", &["-6", "addr", "add", &v6, "dev", &host_if, "nodad"]);
         must("ip", &["link", "set", &host_if, "up"]);
-        must(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &name,
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/24", net.ns_ip),
-                "dev",
-                &ns_if,
-            ],
-        );
-        must(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &name,
-                "ip",
-                "-6",
-                "addr",
-                "add",
-                &format!("{}/64", net.ns_ip6),
-                "dev",
-                &ns_if,
-                "nodad",
-            ],
-        );
-        must("ip", &["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
-        must("ip", &["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        let (v4, v6) = (format!("{}/24", net.ns_ip), format!("{}/64", net.ns_ip6));
+        net.ip_inside(&["addr", "add", &v4, "dev", &ns_if]);
+        net.ip_inside(&["-6", "addr", "add", &v6, "dev", &ns_if, "nodad"]);
+        net.ip_inside(&["link", "set", &ns_if, "up"]);
+        net.ip_inside(&["link", "set", "lo", "up"]);
         net
     }
 
-    pub fn exists(&self) -> bool {
-        must("ip", &["netns", "list"])
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(self.name.as_str()))
+    /// Runs `ip ARGS` inside the namespace; it must succeed.
+    fn ip_inside(&self, args: &[&str]) {
+        let mut full = vec!["netns", "exec", self.name.as_str(), "ip"];
+        full.extend_from_slice(args);
+        must("ip", &full);
     }
 
     fn delete(&self) {
         let _ = run("ip", &["link", "del", &self.host_if]);
         let _ = run("ip", &["netns", "del", &self.name]);
     }
+}
+
+/// Whether a network namespace called `name` exists.
+pub fn netns_exists(name: &str) -> bool {
+    must("ip", &["netns", "list"])
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name))
 }
 
 impl Drop for Netns {

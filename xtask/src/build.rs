@@ -29,19 +29,27 @@ pub fn all(root: &Path) -> anyhow::Result<Artefacts> {
 
 /// Builds the XDP program and returns the path of the object file.
 pub fn ebpf(root: &Path) -> anyhow::Result<PathBuf> {
-    let crate_dir = root.join("xdp-ebpf");
-    let target_dir = root.join("target/ebpf");
     println!("xtask: building the XDP program (nightly, bpfel-unknown-none)");
     // bpf-linker emits BTF only when asked (`--btf`); the kernel uses it to describe maps in `bpftool` and to
     // verify typed map values. `debuginfo=2` is what BTF is generated from.
     let rustflags = ["-Cdebuginfo=2", "-Clink-arg=--btf"].join("\u{1f}");
-    run(clean_command("cargo")
-        .current_dir(&crate_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+    run(ebpf_cargo(root, "build").env("CARGO_ENCODED_RUSTFLAGS", rustflags))
+        .context("building the eBPF crate (did `cargo xtask setup` succeed?)")?;
+    let object = root.join("target/ebpf/bpfel-unknown-none/release/rampart-xdp");
+    if !object.is_file() {
+        bail!("the eBPF build succeeded but {} is missing", object.display());
+    }
+    Ok(object)
+}
+
+/// `cargo +nightly SUBCOMMAND` for the eBPF crate: BPF target, `core` built from source, its own target dir.
+/// `--locked`: xdp-ebpf/Cargo.lock pins aya-build 0.2.0, the last release that builds on this nightly.
+pub fn ebpf_cargo(root: &Path, subcommand: &str) -> std::process::Command {
+    let mut cmd = clean_command("cargo");
+    cmd.current_dir(root.join("xdp-ebpf"))
         .arg("+nightly")
-        // --locked: xdp-ebpf/Cargo.lock pins aya-build 0.2.0, the last release that builds on this nightly.
         .args([
-            "build",
+            subcommand,
             "--locked",
             "--release",
             "--target",
@@ -50,11 +58,6 @@ pub fn ebpf(root: &Path) -> anyhow::Result<PathBuf> {
             "build-std=core",
         ])
         .arg("--target-dir")
-        .arg(&target_dir))
-    .context("building the eBPF crate (did `cargo xtask setup` succeed?)")?;
-    let object = target_dir.join("bpfel-unknown-none/release/rampart-xdp");
-    if !object.is_file() {
-        bail!("the eBPF build succeeded but {} is missing", object.display());
-    }
-    Ok(object)
+        .arg(root.join("target/ebpf"));
+    cmd
 }

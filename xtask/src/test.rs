@@ -50,19 +50,5 @@ fn lint(root: &Path, artefacts: &Artefacts) -> anyhow::Result<()> {
             "warnings",
         ]))?;
     println!("xtask: cargo clippy (eBPF crate)");
-    run(clean_command("cargo")
-        .current_dir(&ebpf)
-        .arg("+nightly")
-        .args([
-            "clippy",
-            "--locked",
-            "--release",
-            "--target",
-            "bpfel-unknown-none",
-            "-Z",
-            "build-std=core",
-        ])
-        .arg("--target-dir")
-        .arg(root.join("target/ebpf"))
-        .args(["--", "-D", "warnings"]))
+    run(build::ebpf_cargo(root, "clippy").args(["--", "-D", "warnings"]))
 }

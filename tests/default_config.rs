@@ -23,7 +23,13 @@ fn default_config_serves_through_the_proxy_with_xdp_on_loopback() {
         Duration::from_secs(10),
         &mut upstream,
     );
-    let mut rampart = Process::start("rampart", &bin, &["run"], &[]);
+    // The default config's pins and record live under system paths; point them at this test's own.
+    let state = XdpState::new("dflt");
+    let env = [
+        ("RAMPART_XDP__PIN_PATH", state.pin_dir.to_str().unwrap()),
+        ("RAMPART_XDP__RECORD_FILE", state.record.to_str().unwrap()),
+    ];
+    let mut rampart = Process::start("rampart", &bin, &["run"], &env);
     wait_for_port(
         SocketAddr::from(([127, 0, 0, 1], 8081)),
         Duration::from_secs(20),

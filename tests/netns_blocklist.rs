@@ -14,14 +14,16 @@ const REQUEST_TIMEOUT_S: u32 = 3;
 fn blocked_client_is_dropped_by_xdp_and_unblocked_again() {
     require_root();
     let net = Netns::create("bl");
+    let state = XdpState::new("bl");
     let (proxy_port, admin_port, upstream_port) = (free_port(), free_port(), free_port());
     let config = format!(
         "server:\n  host: \"::\"\n  port: {proxy_port}\n\
          proxy:\n  upstreams:\n    - name: app\n      servers:\n        - {{host: 127.0.0.1, port: {upstream_port}}}\n\
          admin:\n  host: 127.0.0.1\n  port: {admin_port}\n\
          waf:\n  enabled: false\n\
-         xdp:\n  interfaces: [{iface}]\n  attach_mode: auto\n",
+         xdp:\n  interfaces: [{iface}]\n  attach_mode: auto\n{state}",
         iface = net.host_if,
+        state = state.yaml(),
     );
     let config_path = temp_file("netns.yaml", &config);
     let bin = rampart_bin();

@@ -9,18 +9,21 @@ use rampart_tests::*;
 
 struct Setup {
     proxy: String,
+    _state: XdpState,
     _upstream: Process,
     rampart: Process,
 }
 
 fn start(with_upstream: bool) -> (Setup, Option<Process>) {
     let (proxy_port, admin_port, upstream_port) = (free_port(), free_port(), free_port());
+    let state = XdpState::new(&format!("loop{proxy_port}"));
     let config = format!(
         "server:\n  host: 127.0.0.1\n  port: {proxy_port}\n  max_request_size: 1KB\n\
          proxy:\n  upstreams:\n    - name: app\n      servers:\n        - {{host: 127.0.0.1, port: {upstream_port}}}\n\
          admin:\n  port: {admin_port}\n\
          waf:\n  enabled: false\n\
-         xdp:\n  enabled: false\n"
+         xdp:\n  enabled: false\n{}",
+        state.yaml()
     );
     let path = temp_file(&format!("loop-{proxy_port}.yaml"), &config);
     let bin = rampart_bin();
@@ -41,6 +44,7 @@ fn start(with_upstream: bool) -> (Setup, Option<Process>) {
     (
         Setup {
             proxy: format!("http://127.0.0.1:{proxy_port}"),
+            _state: state,
             _upstream: kept,
             rampart,
         },

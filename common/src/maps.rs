@@ -1,8 +1,8 @@
-//! Map names and entry types shared by the XDP program and the daemon.
+//! Map names, sizes and entry types shared by the XDP program and the daemon.
 
 /// Names of the maps in the XDP object. The eBPF crate declares statics with exactly these names (the kernel
-/// keeps at most 15 characters of a map name, so keep them short); the daemon looks maps up by them and a test
-/// in userspace checks that every name here exists in the embedded object.
+/// keeps at most 15 characters of a map name, so keep them short); the daemon looks maps up by them, pins
+/// them under these names, and checks each pinned map's definition against [`crate::maps::definitions`].
 pub mod names {
     /// IPv4 source allow list: `LpmTrie<[u8; 4], ListEntry>`. A live hit passes and skips every other check.
     pub const ALLOW_V4: &str = "ALLOW_V4";
@@ -12,10 +12,23 @@ pub mod names {
     pub const DENY_V4: &str = "DENY_V4";
     /// IPv6 source deny list: `LpmTrie<[u8; 16], ListEntry>`.
     pub const DENY_V6: &str = "DENY_V6";
-    /// Per-CPU packet and byte counters: `PerCpuArray<Counter>` indexed by [`crate::Reason`].
+    /// IPv4 prefix → country index: `LpmTrie<[u8; 4], u16>`.
+    pub const GEO_V4: &str = "GEO_V4";
+    /// IPv6 prefix → country index: `LpmTrie<[u8; 16], u16>`.
+    pub const GEO_V6: &str = "GEO_V6";
+    /// Country index → [`crate::geo::PASS`] or [`crate::geo::DROP`]: `Array<u8>`.
+    pub const GEO_POLICY: &str = "GEO_POLICY";
+    /// Per-source rate state (GCRA theoretical arrival time, ns): `LruHashMap<[u8; 16], u64>`.
+    pub const RATE: &str = "RATE";
+    /// Per-CPU packet and byte counters: `PerCpuArray<Counter>` indexed by [`crate::Reason`], plus
+    /// [`crate::stats::EVENTS_LOST_SLOT`].
     pub const STATS: &str = "STATS";
-    /// Every map above, for presence checks.
-    pub const ALL: &[&str] = &[ALLOW_V4, ALLOW_V6, DENY_V4, DENY_V6, STATS];
+    /// Sampled drop events: `RingBuf` of [`crate::DropEvent`].
+    pub const EVENTS: &str = "EVENTS";
+    /// Every map above.
+    pub const ALL: &[&str] = &[
+        ALLOW_V4, ALLOW_V6, DENY_V4, DENY_V6, GEO_V4, GEO_V6, GEO_POLICY, RATE, STATS, EVENTS,
+    ];
 }
 
 /// Maximum number of prefixes in each deny trie. An LPM trie is allocated lazily (`BPF_F_NO_PREALLOC`), so a
@@ -24,6 +37,17 @@ pub const DENY_MAX_ENTRIES: u32 = 262_144;
 
 /// Maximum number of prefixes in each allow trie.
 pub const ALLOW_MAX_ENTRIES: u32 = 16_384;
+
+/// Maximum number of prefixes in each geo trie. A full country database has ~500k IPv4 and ~300k IPv6
+/// networks; only the countries a policy needs are loaded.
+pub const GEO_MAX_ENTRIES: u32 = 1_048_576;
+
+/// Default number of sources tracked by the rate limiter (least recently seen evicted first); the daemon
+/// overrides it from `xdp.rate_limit.max_sources` at load time.
+pub const RATE_DEFAULT_MAX_ENTRIES: u32 = 262_144;
+
+/// Ring buffer size for drop events (a power of two, a multiple of the page size).
+pub const EVENTS_BYTES: u32 = 256 * 1024;
 
 /// Name of the XDP program function in the object.
 pub const PROGRAM_NAME: &str = "rampart_xdp";
@@ -60,11 +84,11 @@ impl ListEntry {
 
 /// Who put an address on a list; carried in the map value so drop events and listings can say why.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EntrySource {
     /// Added through the admin API or CLI.
     Admin = 1,
-    /// Listed in the configuration file (`xdp.deny`).
+    /// Listed in the configuration file (`xdp.allow`/`xdp.deny`).
     Config = 2,
     /// Added automatically by L7 offence escalation.
     AutoBan = 3,

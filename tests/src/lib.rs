@@ -4,10 +4,14 @@
 //! Traffic in these tests goes only to 127.0.0.0/8 or to addresses inside the namespaces they create.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is the failure report
 
+pub mod packets;
+
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The `rampart` binary under test: `RAMPART_BIN` (set by `cargo xtask test`), else the release build.
@@ -302,4 +306,139 @@ pub fn read_all(mut s: TcpStream) -> String {
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     buf
+}
+
+/// Per-test XDP state locations: a bpffs pin directory and a record file, both removed on drop (removing the
+/// pin directory also detaches any link a test left pinned there).
+pub struct XdpState {
+    pub pin_dir: PathBuf,
+    pub record: PathBuf,
+    dir: PathBuf,
+}
+
+impl XdpState {
+    pub fn new(tag: &str) -> Self {
+        let id = std::process::id();
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/rampart-test-{tag}-{id}"));
+        let dir = std::env::temp_dir().join(format!("rampart-test-{tag}-{id}"));
+        let _ = std::fs::remove_dir_all(&pin_dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            record: dir.join("lists.db"),
+            pin_dir,
+            dir,
+        }
+    }
+
+    /// The `xdp:` keys that point a daemon at this state.
+    pub fn yaml(&self) -> String {
+        format!(
+            "  pin_path: {}\n  record_file: {}\n",
+            self.pin_dir.display(),
+            self.record.display()
+        )
+    }
+
+    /// Deletes the pinned maps and links, as a reboot would (bpffs is memory-only).
+    pub fn forget_pins(&self) {
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+    }
+}
+
+impl Drop for XdpState {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The shared material next to the repository (`../shared`), or `RAMPART_SHARED`.
+pub fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("RAMPART_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.join("testdata").is_dir(),
+        "shared test material not found at {} (set RAMPART_SHARED)",
+        dir.display()
+    );
+    dir
+}
+
+/// Counts UDP datagrams arriving on a socket, in a background thread, until dropped.
+pub struct UdpCounter {
+    pub addr: SocketAddr,
+    count: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UdpCounter {
+    pub fn bind(ip: &str) -> Self {
+        let sock = UdpSocket::bind((ip, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let count = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, st) = (count.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !st.load(Ordering::Relaxed) {
+                if sock.recv_from(&mut buf).is_ok() {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Self { addr, count, stop }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UdpCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The flood sender run inside a namespace: `python3 -c FLOOD ip port count seconds pps`. Bounded by both count
+/// and time; paced when pps > 0. Prints how many datagrams it sent.
+const FLOOD: &str = r#"
+import socket, sys, time
+ip, port, count, seconds, pps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+s = socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + seconds
+gap = 1.0 / pps if pps else 0.0
+nxt = time.time()
+n = 0
+while n < count and time.time() < end:
+    try:
+        s.sendto(b'flood-packet-0123', (ip, port))
+        n += 1
+    except OSError:
+        pass
+    if gap:
+        nxt += gap
+        d = nxt - time.time()
+        if d > 0:
+            time.sleep(d)
+print(n)
+"#;
+
+/// Sends at most `count` small UDP datagrams to `dst` from inside namespace `ns`, for at most `seconds`,
+/// paced at `pps` packets per second (0 = as fast as possible); returns how many were sent.
+pub fn udp_flood(ns: &str, dst: SocketAddr, count: u64, seconds: f64, pps: u64) -> u64 {
+    let (ip, port) = (dst.ip().to_string(), dst.port().to_string());
+    let (count, seconds, pps) = (count.to_string(), seconds.to_string(), pps.to_string());
+    let out = must(
+        "ip",
+        &[
+            "netns", "exec", ns, "python3", "-c", FLOOD, &ip, &port, &count, &seconds, &pps,
+        ],
+    );
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("flood sender printed {out:?}"))
 }

@@ -31,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Inspect the XDP fast path of a running daemon.
+    Xdp {
+        #[command(subcommand)]
+        command: XdpCommand,
+    },
     /// A demo upstream that echoes each request as JSON (used by `cargo xtask run` and the tests).
     EchoUpstream {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -38,6 +43,19 @@ enum Command {
         /// Name reported in every response, to tell upstreams apart.
         #[arg(long, default_value = "echo")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum XdpCommand {
+    /// Attachment mode per interface, program id, map sizes and verdict counters.
+    Status {
+        /// Base URL of the admin API.
+        #[arg(long, default_value = "http://127.0.0.1:8081", env = "RAMPART_ADMIN_URL")]
+        admin: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -106,6 +124,9 @@ fn main() -> ExitCode {
             }
             run_runtime(config.server.workers, rampart::daemon::run(config))
         }
+        Command::Xdp {
+            command: XdpCommand::Status { admin, json },
+        } => run_runtime(1, async move { rampart::cli_status::xdp_status(&admin, json).await }),
         Command::EchoUpstream { listen, name } => run_runtime(1, rampart::echo_upstream::serve(listen, name)),
     }
 }

@@ -1,17 +1,24 @@
 //! Rampart's XDP program: the per-packet verdict in the NIC driver path.
 //!
-//! The verdict pipeline, in order (see ARCHITECTURE.md): parse Ethernet (up to two VLAN tags) and the IP
-//! header → source on the allow list with a live entry → PASS → source on the deny list with a live entry →
-//! DROP → PASS. Every verdict is counted per CPU by reason.
+//! The verdict pipeline, in order (see ARCHITECTURE.md):
+//! parse Ethernet (up to two VLAN tags) and the IP header → allow list (live entry) → PASS →
+//! deny list (live entry) → DROP → geo policy → DROP → per-source rate limit → DROP → PASS.
+//! Every verdict is counted per CPU by reason; drops are sampled into the `EVENTS` ring buffer.
 //!
-//! This program never makes a decision that needs configuration parsing: it only looks up maps that the
-//! daemon fills. Anything it cannot parse passes untouched, because dropping what we do not understand would
-//! make a bug in this parser an outage.
+//! This program never makes a decision that needs configuration parsing: it only looks up maps and load-time
+//! settings that the daemon fills. Anything it cannot parse passes untouched, because dropping what we do not
+//! understand would make a bug in this parser an outage.
 #![no_std]
 #![no_main]
+// The BPF target has no atomics in `core`; the rate limiter needs the atomic-add intrinsic.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
+mod events;
 mod maps;
 mod parse;
+mod ratelimit;
+mod settings;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -20,14 +27,23 @@ use aya_ebpf::{
     maps::{lpm_trie::Key, LpmTrie},
     programs::XdpContext,
 };
-use rampart_common::{Action, ListEntry, Reason};
+use rampart_common::{geo, Action, ListEntry, Reason};
 
-use crate::parse::Source;
+use crate::parse::{Packet, Source};
 
 #[xdp]
 pub fn rampart_xdp(ctx: XdpContext) -> u32 {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
-    let reason = verdict(&ctx);
+    let reason = match parse::packet(&ctx) {
+        None => Reason::Unparsed,
+        Some(packet) => {
+            let (reason, country) = verdict(&packet);
+            if reason.action() == Action::Drop {
+                events::maybe_emit(&ctx, &packet, reason, country, bytes);
+            }
+            reason
+        }
+    };
     maps::count(reason, bytes);
     match reason.action() {
         Action::Pass => xdp_action::XDP_PASS,
@@ -35,25 +51,63 @@ pub fn rampart_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The verdict for a parsed packet, and the country index when the geo stage decided it.
 #[inline(always)]
-fn verdict(ctx: &XdpContext) -> Reason {
-    match parse::source(ctx) {
-        None => Reason::NotIp,
-        Some(Source::V4(addr)) => classify(&maps::ALLOW_V4, &maps::DENY_V4, &Key::new(32, addr)),
-        Some(Source::V6(addr)) => classify(&maps::ALLOW_V6, &maps::DENY_V6, &Key::new(128, addr)),
+fn verdict(packet: &Packet) -> (Reason, u16) {
+    match packet.src {
+        Source::V4(addr) => {
+            let key = Key::new(32, addr);
+            if let Some(reason) = lists(&maps::ALLOW_V4, &maps::DENY_V4, &key) {
+                return (reason, geo::UNKNOWN);
+            }
+            if let Some(country) = geo_drop(&maps::GEO_V4, &key) {
+                return (Reason::Geo, country);
+            }
+            if !ratelimit::admit(&ratelimit::key_v4(&addr)) {
+                return (Reason::RateLimit, geo::UNKNOWN);
+            }
+        }
+        Source::V6(addr) => {
+            let key = Key::new(128, addr);
+            if let Some(reason) = lists(&maps::ALLOW_V6, &maps::DENY_V6, &key) {
+                return (reason, geo::UNKNOWN);
+            }
+            if let Some(country) = geo_drop(&maps::GEO_V6, &key) {
+                return (Reason::Geo, country);
+            }
+            if !ratelimit::admit(&ratelimit::key_v6(&addr)) {
+                return (Reason::RateLimit, geo::UNKNOWN);
+            }
+        }
     }
+    (Reason::NoMatch, geo::UNKNOWN)
 }
 
-/// Allow beats deny; the deny trie is consulted only when the allow trie has no live entry.
+/// Allow beats deny; the deny trie is consulted only when the allow trie has no live entry. `None` means
+/// neither list decided.
 #[inline(always)]
-fn classify<K>(allow: &LpmTrie<K, ListEntry>, deny: &LpmTrie<K, ListEntry>, key: &Key<K>) -> Reason {
+fn lists<K>(allow: &LpmTrie<K, ListEntry>, deny: &LpmTrie<K, ListEntry>, key: &Key<K>) -> Option<Reason> {
     if allow.get(key).is_some_and(is_live) {
-        return Reason::AllowList;
+        return Some(Reason::AllowList);
     }
     if deny.get(key).is_some_and(is_live) {
-        return Reason::DenyList;
+        return Some(Reason::DenyList);
     }
-    Reason::NoMatch
+    None
+}
+
+/// The country index if geo policy drops this source. Addresses no loaded prefix covers take the `UNKNOWN`
+/// slot's policy (drop in allow-only mode, pass otherwise).
+#[inline(always)]
+fn geo_drop<K>(trie: &LpmTrie<K, u16>, key: &Key<K>) -> Option<u16> {
+    if !settings::geo_enabled() {
+        return None;
+    }
+    let country = trie.get(key).copied().unwrap_or(geo::UNKNOWN);
+    match maps::GEO_POLICY.get(u32::from(country)) {
+        Some(&geo::DROP) => Some(country),
+        _ => None,
+    }
 }
 
 /// The clock is read only for an entry that can expire, so permanent entries cost no helper call.

@@ -1,18 +1,27 @@
-//! IP access lists: the record of allow and deny entries and the single place that changes them. Every change
-//! goes to the record and to the XDP maps under one lock, so the two never disagree.
+//! IP access lists: the durable record of allow and deny entries and the single place that changes them.
+//! Every change goes to the record (SQLite) and to the XDP maps together: the record's transaction commits only
+//! after the map write succeeded, so the two never disagree.
 //!
-//! The record is in memory in this build; entries from `xdp.allow`/`xdp.deny` are reloaded at start.
+//! When XDP is not running (no privileges, an interface that refuses, or `xdp.enabled: false`), the same lists
+//! are enforced at L7 by [`AccessLists::l7_verdict`], which the listener consults for every connection.
 //! This module decides nothing about *whether* to list an address: callers (admin API, config) do.
+
+mod matcher;
+pub mod record;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rampart_common::{EntrySource, ListEntry};
+use tracing::info;
 
 use crate::config::types::Cidr;
 use crate::xdp::{self, ListKind, XdpMaps};
+use matcher::PrefixSet;
+use record::{Record, RecordError, Row};
 
 /// A listed prefix with what is known about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +42,34 @@ impl Listed {
     fn is_live(&self, now_mono_ns: u64) -> bool {
         self.expires_mono_ns == 0 || now_mono_ns < self.expires_mono_ns
     }
+
+    fn from_row(row: Row) -> Self {
+        // Wall-clock expiry → monotonic: the kernel's clock restarted at boot, the record's did not.
+        let expires_mono_ns = match row.expires_at {
+            None => 0,
+            Some(at) => xdp::expiry_after(Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))),
+        };
+        Self {
+            list: row.list,
+            cidr: row.cidr,
+            reason: row.reason,
+            source: row.source,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            expires_mono_ns,
+        }
+    }
+
+    fn row(&self) -> Row {
+        Row {
+            list: self.list,
+            cidr: self.cidr,
+            reason: self.reason.clone(),
+            source: self.source,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// A request to list a prefix.
@@ -47,52 +84,130 @@ pub struct NewEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("XDP is not active, so a {0} entry could not be enforced; nothing was changed")]
-    NotEnforceable(&'static str),
     #[error("refusing to deny {cidr}: it contains {addr}, {what}")]
     Protected {
         cidr: Cidr,
         addr: IpAddr,
         what: &'static str,
     },
+    #[error("the {list} list is full ({max} prefixes); remove entries first")]
+    Full { list: &'static str, max: u32 },
     #[error("writing the {list} list to the XDP map failed: {source}")]
     Map {
         list: &'static str,
         #[source]
         source: aya::maps::MapError,
     },
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 /// Addresses a deny entry must never cover, with what they are (e.g. the admin listener).
 pub type Protected = Vec<(IpAddr, &'static str)>;
 
+type Key = (ListKind, Cidr);
+
+struct State {
+    record: Record,
+    entries: BTreeMap<Key, Listed>,
+}
+
+/// What an L7 check decided for a client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L7Verdict {
+    Allow,
+    Deny,
+    None,
+}
+
 pub struct AccessLists {
-    record: Mutex<BTreeMap<(ListKindKey, Cidr), Listed>>,
+    state: Mutex<State>,
     maps: Option<Arc<XdpMaps>>,
+    /// Present when the lists must be enforced at L7 (XDP not covering every configured interface).
+    l7: Option<RwLock<(PrefixSet, PrefixSet)>>,
     protected: Protected,
 }
 
-/// `ListKind` ordered for use in the record's key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct ListKindKey(u8);
-
-impl From<ListKind> for ListKindKey {
-    fn from(k: ListKind) -> Self {
-        Self(match k {
-            ListKind::Allow => 0,
-            ListKind::Deny => 1,
-        })
-    }
-}
-
 impl AccessLists {
-    /// `maps` is `None` when XDP is not active; changes are then refused rather than silently unenforced.
-    pub fn new(maps: Option<Arc<XdpMaps>>, protected: Protected) -> Self {
-        Self {
-            record: Mutex::new(BTreeMap::new()),
-            maps,
-            protected,
+    /// Opens the record at `record_file`, replaces its `config` entries with `configured`, drops expired
+    /// entries, and makes the maps (when XDP is loaded) hold exactly the record: entries the kernel has that the
+    /// record lacks are removed, every record entry is written. With `enforce_l7`, the lists are also checked
+    /// per connection in userspace.
+    pub fn open(
+        record_file: &Path,
+        maps: Option<Arc<XdpMaps>>,
+        enforce_l7: bool,
+        protected: Protected,
+        configured: &[(ListKind, Cidr)],
+    ) -> Result<Self, AccessError> {
+        let mut record = Record::open(record_file)?;
+        let now_wall = SystemTime::now();
+        let mut entries = BTreeMap::new();
+        for row in record.all()? {
+            let key = (row.list, row.cidr);
+            let stale_config = row.source == EntrySource::Config && !configured.contains(&key);
+            let expired = row.expires_at.is_some_and(|at| at <= now_wall);
+            if stale_config || expired {
+                record.delete(row.list, row.cidr)?.finish()?;
+                continue;
+            }
+            entries.insert(key, Listed::from_row(row));
         }
+        for &(list, cidr) in configured {
+            let listed = Listed {
+                list,
+                cidr,
+                reason: "config".into(),
+                source: EntrySource::Config,
+                created_at: now_wall,
+                expires_at: None,
+                expires_mono_ns: 0,
+            };
+            record.upsert(&listed.row())?.finish()?;
+            entries.insert((list, cidr), listed);
+        }
+        let lists = Self {
+            state: Mutex::new(State { record, entries }),
+            maps,
+            l7: enforce_l7.then(|| RwLock::new((PrefixSet::default(), PrefixSet::default()))),
+            protected,
+        };
+        lists.sync_maps()?;
+        lists.refresh_derived(&lists.lock_state());
+        Ok(lists)
+    }
+
+    /// Makes each map hold exactly the record's live entries.
+    fn sync_maps(&self) -> Result<(), AccessError> {
+        let Some(maps) = &self.maps else { return Ok(()) };
+        let state = self.lock_state();
+        let mut kernel = xdp::lock(&maps.lists);
+        let (mut removed, mut written) = (0usize, 0usize);
+        for list in [ListKind::Allow, ListKind::Deny] {
+            for (cidr, _) in kernel.entries(list).map_err(|source| AccessError::Map {
+                list: list.as_str(),
+                source,
+            })? {
+                if !state.entries.contains_key(&(list, cidr)) {
+                    kernel.remove(list, cidr).map_err(|source| AccessError::Map {
+                        list: list.as_str(),
+                        source,
+                    })?;
+                    removed += 1;
+                }
+            }
+        }
+        for l in state.entries.values() {
+            kernel
+                .insert(l.list, l.cidr, ListEntry::new(l.source, l.expires_mono_ns))
+                .map_err(|source| map_error(l.list, source))?;
+            written += 1;
+        }
+        info!(
+            written,
+            removed, "access lists loaded into the XDP maps from the record"
+        );
+        Ok(())
     }
 
     /// Lists `entry` (replacing an entry for the same prefix) and returns what was stored.
@@ -106,8 +221,6 @@ impl AccessLists {
                 what,
             });
         }
-        let maps = self.maps.as_ref().ok_or(AccessError::NotEnforceable(list.as_str()))?;
-        let expires_mono_ns = xdp::expiry_after(entry.ttl);
         let now = SystemTime::now();
         let listed = Listed {
             list,
@@ -116,51 +229,64 @@ impl AccessLists {
             source: entry.source,
             created_at: now,
             expires_at: entry.ttl.map(|ttl| now + ttl),
-            expires_mono_ns,
+            expires_mono_ns: xdp::expiry_after(entry.ttl),
         };
-        let mut record = self.lock_record();
-        lock(&maps.lists)
-            .insert(list, entry.cidr, ListEntry::new(entry.source, expires_mono_ns))
-            .map_err(|source| AccessError::Map {
-                list: list.as_str(),
-                source,
-            })?;
-        record.insert((list.into(), entry.cidr), listed.clone());
+        let mut state = self.lock_state();
+        let pending = state.record.upsert(&listed.row())?;
+        if let Some(maps) = &self.maps {
+            xdp::lock(&maps.lists)
+                .insert(list, entry.cidr, ListEntry::new(entry.source, listed.expires_mono_ns))
+                .map_err(|source| map_error(list, source))?;
+        }
+        pending.finish()?;
+        state.entries.insert((list, entry.cidr), listed.clone());
+        self.refresh_derived(&state);
         Ok(listed)
     }
 
     /// Removes an exact prefix; `Ok(None)` when it was not listed.
     pub fn remove(&self, list: ListKind, cidr: Cidr) -> Result<Option<Listed>, AccessError> {
-        let maps = self.maps.as_ref().ok_or(AccessError::NotEnforceable(list.as_str()))?;
-        let mut record = self.lock_record();
+        let mut state = self.lock_state();
+        let pending = state.record.delete(list, cidr)?;
         // The map is cleared even for a prefix the record lacks, so a stray kernel entry can always be removed.
-        let in_map = lock(&maps.lists)
-            .remove(list, cidr)
+        if let Some(maps) = &self.maps {
+            xdp::lock(&maps.lists)
+                .remove(list, cidr)
+                .map_err(|source| AccessError::Map {
+                    list: list.as_str(),
+                    source,
+                })?;
+        }
+        pending.finish()?;
+        let removed = state.entries.remove(&(list, cidr));
+        self.refresh_derived(&state);
+        Ok(removed)
+    }
+
+    /// Live entries of one list, in prefix order. With XDP loaded this reads the tries themselves and joins
+    /// the record's metadata, so a listing shows exactly what the kernel enforces; a kernel entry the record
+    /// lacks is shown with reason `unknown`.
+    pub fn entries(&self, list: ListKind) -> Result<Vec<Listed>, AccessError> {
+        let now = xdp::monotonic_ns();
+        let state = self.lock_state();
+        let Some(maps) = &self.maps else {
+            return Ok(state
+                .entries
+                .values()
+                .filter(|l| l.list == list && l.is_live(now))
+                .cloned()
+                .collect());
+        };
+        let in_kernel = xdp::lock(&maps.lists)
+            .entries(list)
             .map_err(|source| AccessError::Map {
                 list: list.as_str(),
                 source,
             })?;
-        let listed = record.remove(&(list.into(), cidr));
-        Ok(if in_map { listed } else { None })
-    }
-
-    /// Live entries of one list as the kernel holds them, in prefix order, with the record's metadata. Reading
-    /// the map (not only the record) means a listing shows exactly what is enforced; a kernel entry the record
-    /// lacks is still shown, with reason `unknown`.
-    pub fn entries(&self, list: ListKind) -> Result<Vec<Listed>, AccessError> {
-        let Some(maps) = self.maps.as_ref() else {
-            return Ok(Vec::new());
-        };
-        let now = xdp::monotonic_ns();
-        let record = self.lock_record();
-        let in_kernel = lock(&maps.lists).entries(list).map_err(|source| AccessError::Map {
-            list: list.as_str(),
-            source,
-        })?;
         let mut out: Vec<Listed> = in_kernel
             .into_iter()
             .filter(|(_, entry)| entry.is_live(now))
-            .map(|(cidr, entry)| match record.get(&(list.into(), cidr)) {
+            .map(|(cidr, entry)| match state.entries.get(&(list, cidr)) {
                 Some(listed) => listed.clone(),
                 None => Listed {
                     list,
@@ -177,39 +303,134 @@ impl AccessLists {
         Ok(out)
     }
 
-    /// Deletes expired entries from the maps and the record; returns how many went. The kernel already
-    /// ignores them, so this only reclaims map space.
+    /// Deletes expired entries from the record and the maps; returns how many went. The kernel already
+    /// ignores them, so this reclaims space and keeps listings and the record clean.
     pub fn sweep(&self) -> Result<usize, AccessError> {
-        let Some(maps) = self.maps.as_ref() else { return Ok(0) };
         let now = xdp::monotonic_ns();
-        let mut record = self.lock_record();
-        let expired: Vec<_> = record
+        let mut state = self.lock_state();
+        let expired: Vec<Key> = state
+            .entries
             .iter()
             .filter(|(_, l)| !l.is_live(now))
-            .map(|(k, l)| (*k, l.list))
+            .map(|(k, _)| *k)
             .collect();
-        let mut lists = lock(&maps.lists);
-        for ((kind, cidr), list) in &expired {
-            lists.remove(*list, *cidr).map_err(|source| AccessError::Map {
-                list: list.as_str(),
-                source,
-            })?;
-            record.remove(&(*kind, *cidr));
+        for &(list, cidr) in &expired {
+            let pending = state.record.delete(list, cidr)?;
+            if let Some(maps) = &self.maps {
+                xdp::lock(&maps.lists)
+                    .remove(list, cidr)
+                    .map_err(|source| AccessError::Map {
+                        list: list.as_str(),
+                        source,
+                    })?;
+            }
+            pending.finish()?;
+            state.entries.remove(&(list, cidr));
+        }
+        if !expired.is_empty() {
+            self.refresh_derived(&state);
         }
         Ok(expired.len())
     }
 
-    pub fn is_enforced(&self) -> bool {
-        self.maps.is_some()
+    /// Whether the lists are enforced in the kernel.
+    pub fn is_enforced_by_xdp(&self) -> bool {
+        self.maps.is_some() && self.l7.is_none()
     }
 
-    fn lock_record(&self) -> MutexGuard<'_, BTreeMap<(ListKindKey, Cidr), Listed>> {
-        lock(&self.record)
+    /// Whether connections are checked against the lists in userspace.
+    pub fn is_enforced_at_l7(&self) -> bool {
+        self.l7.is_some()
+    }
+
+    /// The L7 decision for a client (only when L7 enforcement is on; otherwise always `None`). Allow beats
+    /// deny, as in the kernel.
+    pub fn l7_verdict(&self, ip: IpAddr) -> L7Verdict {
+        let Some(l7) = &self.l7 else { return L7Verdict::None };
+        let sets = l7.read().unwrap_or_else(|p| p.into_inner());
+        let now = || xdp::monotonic_ns();
+        let live = |hit: Option<(Cidr, u64)>| hit.is_some_and(|(_, exp)| exp == 0 || now() < exp);
+        if live(sets.0.longest_match(ip)) {
+            L7Verdict::Allow
+        } else if live(sets.1.longest_match(ip)) {
+            L7Verdict::Deny
+        } else {
+            L7Verdict::None
+        }
+    }
+
+    /// Entry counts per list, for metrics and status.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.lock_state();
+        let allow = state.entries.keys().filter(|(l, _)| *l == ListKind::Allow).count();
+        (allow, state.entries.len() - allow)
+    }
+
+    /// Rebuilds what is derived from the entries: the L7 matchers and the map entry counts.
+    fn refresh_derived(&self, state: &State) {
+        let of = |list: ListKind| {
+            PrefixSet::from_entries(
+                state
+                    .entries
+                    .values()
+                    .filter(|l| l.list == list)
+                    .map(|l| (l.cidr, l.expires_mono_ns)),
+            )
+        };
+        if let Some(l7) = &self.l7 {
+            *l7.write().unwrap_or_else(|p| p.into_inner()) = (of(ListKind::Allow), of(ListKind::Deny));
+        }
+        if let Some(maps) = &self.maps {
+            for (list, v4, v6) in [
+                (
+                    ListKind::Allow,
+                    rampart_common::maps::names::ALLOW_V4,
+                    rampart_common::maps::names::ALLOW_V6,
+                ),
+                (
+                    ListKind::Deny,
+                    rampart_common::maps::names::DENY_V4,
+                    rampart_common::maps::names::DENY_V6,
+                ),
+            ] {
+                let (n4, n6) = state
+                    .entries
+                    .keys()
+                    .filter(|(l, _)| *l == list)
+                    .fold((0, 0), |(a, b), (_, c)| {
+                        if c.net().addr().is_ipv4() {
+                            (a + 1, b)
+                        } else {
+                            (a, b + 1)
+                        }
+                    });
+                maps.set_count(v4, n4);
+                maps.set_count(v6, n6);
+            }
+        }
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        xdp::lock(&self.state)
     }
 }
 
-/// A poisoned lock means a panic mid-update elsewhere; the data is still the last consistent write (both
-/// writes happen under the lock and neither panics), so carry on rather than take the admin API down.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn map_error(list: ListKind, source: aya::maps::MapError) -> AccessError {
+    // A full LPM trie refuses inserts with ENOSPC.
+    if let aya::maps::MapError::SyscallError(e) = &source
+        && e.io_error.raw_os_error() == Some(libc::ENOSPC)
+    {
+        let max = match list {
+            ListKind::Allow => rampart_common::maps::ALLOW_MAX_ENTRIES,
+            ListKind::Deny => rampart_common::maps::DENY_MAX_ENTRIES,
+        };
+        return AccessError::Full {
+            list: list.as_str(),
+            max,
+        };
+    }
+    AccessError::Map {
+        list: list.as_str(),
+        source,
+    }
 }

@@ -51,7 +51,7 @@ fn rfc3339(t: SystemTime) -> String {
 pub async fn list(State(state): State<Arc<AdminState>>) -> Result<Json<Value>, ApiError> {
     let entries = state.lists.entries(ListKind::Deny).map_err(access_error)?;
     let items: Vec<BlockedIp> = entries.iter().map(BlockedIp::from).collect();
-    let enforced_by = if state.lists.is_enforced() { "xdp" } else { "none" };
+    let enforced_by = if state.lists.is_enforced_at_l7() { "l7" } else { "xdp" };
     Ok(Json(json!({ "blocked_ips": items, "enforced_by": enforced_by })))
 }
 
@@ -145,7 +145,9 @@ fn parse_cidr(ip: &str) -> Result<Cidr, ApiError> {
 fn access_error(e: AccessError) -> ApiError {
     match e {
         AccessError::Protected { .. } => ApiError::bad_request("ip", e.to_string()),
-        AccessError::NotEnforceable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        AccessError::Map { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        AccessError::Full { .. } => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
+        AccessError::Map { .. } | AccessError::Record(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
     }
 }

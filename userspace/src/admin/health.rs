@@ -1,5 +1,5 @@
 //! `GET /health`: overall status and per-component state. `degraded` whenever a component the configuration
-//! asked for is not working (for example XDP requested but not attached), so it is never silent.
+//! asked for is not working (for example XDP requested but not loaded or not attached), so it is never silent.
 
 use std::sync::Arc;
 
@@ -11,26 +11,35 @@ use serde_json::{Value, json};
 use super::AdminState;
 
 pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<Value>) {
-    let xdp_ok = !state.xdp_wanted || !state.xdp_attachments.is_empty();
-    let attachments: Vec<Value> = state
-        .xdp_attachments
+    let x = &state.xdp;
+    let attachments: Vec<Value> = x
+        .attachments
         .iter()
-        .map(|a| json!({ "interface": a.interface, "mode": a.mode.as_str() }))
+        .map(|a| json!({ "interface": a.interface, "mode": a.mode.as_str(), "pinned": a.pinned }))
         .collect();
     let mut degraded = Vec::new();
-    if !xdp_ok {
+    if x.degraded.is_some() {
         degraded.push("xdp");
     }
-    let status = if degraded.is_empty() { "healthy" } else { "degraded" };
+    let xdp_status = if !x.wanted {
+        "disabled"
+    } else if x.degraded.is_some() {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let lists_enforced_by = if state.lists.is_enforced_at_l7() { "l7" } else { "xdp" };
     let body = json!({
-        "status": status,
+        "status": if degraded.is_empty() { "healthy" } else { "degraded" },
         "degraded": degraded,
         "uptime_seconds": state.started.elapsed().as_secs(),
         "components": {
             "proxy": { "status": "healthy" },
             "xdp": {
-                "status": if !state.xdp_wanted { "disabled" } else if xdp_ok { "healthy" } else { "degraded" },
+                "status": xdp_status,
+                "reason": x.degraded,
                 "attached": attachments,
+                "lists_enforced_by": lists_enforced_by,
             },
         },
     });

@@ -5,6 +5,7 @@
 mod blocked_ips;
 mod error;
 mod health;
+mod xdp_status;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::access::AccessLists;
 use crate::telemetry::metrics::Metrics;
-use crate::xdp::Attachment;
+use crate::xdp::{Attachment, XdpMaps};
 
 pub use error::ApiError;
 
@@ -24,17 +25,26 @@ pub use error::ApiError;
 pub struct AdminState {
     pub lists: Arc<AccessLists>,
     pub metrics: Arc<Metrics>,
-    /// Interfaces the XDP program is attached to; empty when XDP is off or failed.
-    pub xdp_attachments: Vec<Attachment>,
-    /// Whether XDP was asked for (`xdp.enabled`); with no attachment that is a degraded state.
-    pub xdp_wanted: bool,
+    pub xdp: XdpState,
     pub started: Instant,
+}
+
+/// The kernel half as the admin plane sees it.
+pub struct XdpState {
+    /// `xdp.enabled`.
+    pub wanted: bool,
+    /// Interfaces the program is attached to.
+    pub attachments: Vec<Attachment>,
+    /// Why XDP is not fully in force, when it was wanted.
+    pub degraded: Option<String>,
+    pub maps: Option<Arc<XdpMaps>>,
 }
 
 pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> Router {
     Router::new()
         .route(health_path, get(health::health))
         .route(metrics_path, get(metrics))
+        .route("/admin/xdp/status", get(xdp_status::status))
         .route(
             "/admin/waf/blocked-ips",
             get(blocked_ips::list)

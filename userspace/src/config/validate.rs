@@ -200,6 +200,30 @@ fn waf(c: &Config, out: &mut Vec<Finding>) {
 
 /// Linux interface names are at most 15 bytes and contain no `/`, whitespace or `:`.
 fn xdp(c: &Config, out: &mut Vec<Finding>) {
+    let rl = &c.xdp.rate_limit;
+    if rl.enabled {
+        if rl.packets_per_second == 0 {
+            out.push((at("xdp.rate_limit.packets_per_second"), "must be at least 1".into()));
+        }
+        if rl.burst == 0 {
+            out.push((at("xdp.rate_limit.burst"), "must be at least 1".into()));
+        }
+        if rl.packets_per_second > 1_000_000_000 {
+            out.push((
+                at("xdp.rate_limit.packets_per_second"),
+                "must be at most 1000000000".into(),
+            ));
+        }
+    }
+    if rl.ipv6_prefix > 128 {
+        out.push((at("xdp.rate_limit.ipv6_prefix"), "must be 0-128".into()));
+    }
+    if rl.max_sources == 0 {
+        out.push((at("xdp.rate_limit.max_sources"), "must be at least 1".into()));
+    }
+    if !c.xdp.pin_path.is_absolute() {
+        out.push((at("xdp.pin_path"), "must be an absolute path".into()));
+    }
     let mut seen = HashSet::new();
     for (i, name) in c.xdp.interfaces.iter().enumerate() {
         let p = at("xdp.interfaces").child_index(i);

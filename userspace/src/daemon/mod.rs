@@ -1,9 +1,10 @@
 //! `rampart run`: build every part from the configuration, start the listeners, and tear down in order on
-//! SIGINT/SIGTERM (stop accepting, drain requests, detach XDP).
+//! SIGINT/SIGTERM (stop accepting, drain requests, detach XDP or leave it on its pinned link).
 //!
 //! This is the one place where parts are composed; each part is built from config and handed its
 //! dependencies here, and nowhere else constructs another part.
 
+mod kernel;
 mod support;
 
 use std::net::SocketAddr;
@@ -11,22 +12,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rampart_common::EntrySource;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::access::{AccessLists, NewEntry, Protected};
-use crate::admin::{self, AdminState};
+use crate::access::{AccessLists, Protected};
+use crate::admin::{self, AdminState, XdpState};
 use crate::config::Config;
 use crate::net::{self, Limits};
 use crate::proxy::Proxy;
 use crate::telemetry::metrics::Metrics;
-use crate::xdp::{self, ListKind, XdpMaps, XdpProgram};
+use crate::xdp::{self, ListKind, geo::CountryLookup};
 
 pub use support::check as unsupported;
 
-/// How often expired list entries are removed from the maps.
+/// How often expired list entries are removed from the maps and the record.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -39,13 +39,52 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("{}", support.fatal.join("; "));
     }
 
-    let (mut program, maps) = start_xdp(&config)?;
-    let attachments = program.as_ref().map(XdpProgram::attachments).unwrap_or_default();
-    let lists = Arc::new(AccessLists::new(maps.clone(), protected_addresses(&config)));
-    load_configured_lists(&lists, &config)?;
-    let metrics = Arc::new(Metrics::new(maps));
+    let mut kernel = kernel::start(&config)?;
+    if kernel.degraded.is_some() && config.waf.geo_blocking.enabled {
+        error!("geo policy is NOT enforced: it runs in XDP, which is not in force");
+    }
+    let configured: Vec<(ListKind, _)> = config
+        .xdp
+        .allow
+        .iter()
+        .map(|c| (ListKind::Allow, *c))
+        .chain(config.xdp.deny.iter().map(|c| (ListKind::Deny, *c)))
+        .collect();
+    let lists = Arc::new(
+        AccessLists::open(
+            &config.xdp.record_file,
+            kernel.maps.clone(),
+            kernel.needs_l7_enforcement(&config),
+            protected_addresses(&config),
+            &configured,
+        )
+        .context("opening the access lists")?,
+    );
+    if lists.is_enforced_at_l7() {
+        warn!("allow/deny lists are enforced at L7 (per connection), not in XDP");
+    }
+    let metrics = Arc::new(Metrics::new(kernel.maps.clone()));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if let (Some(ring), Some(_)) = (kernel.events.take(), kernel.maps.as_ref()) {
+        let countries = config
+            .waf
+            .geo_blocking
+            .geoip_database
+            .as_ref()
+            .and_then(|db| {
+                CountryLookup::open(db)
+                    .map_err(|e| warn!(error = %e, "drop events will not name countries"))
+                    .ok()
+            })
+            .map(Arc::new);
+        tasks.spawn(xdp::events::run(ring, countries, shutdown_rx.clone()));
+    }
+    if let (Some(maps), true) = (kernel.maps.clone(), config.waf.geo_blocking.enabled) {
+        tasks.spawn(kernel::watch_geo_database(config.clone(), maps, shutdown_rx.clone()));
+    }
+
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let proxy_listener = net::bind(proxy_addr, "proxy").await?;
     info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
@@ -56,8 +95,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout),
     };
     let proxy = Arc::new(Proxy::new(&config));
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(net::serve(proxy_listener, proxy, limits, shutdown_rx.clone()));
+    tasks.spawn(net::serve(
+        proxy_listener,
+        proxy,
+        lists.clone(),
+        limits,
+        shutdown_rx.clone(),
+    ));
 
     if config.admin.enabled {
         let admin_addr = SocketAddr::new(config.admin.host, config.admin.port.get());
@@ -66,8 +110,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let state = Arc::new(AdminState {
             lists: lists.clone(),
             metrics,
-            xdp_attachments: attachments,
-            xdp_wanted: config.xdp.enabled,
+            xdp: XdpState {
+                wanted: config.xdp.enabled,
+                attachments: kernel.attachments.clone(),
+                degraded: kernel.degraded.clone(),
+                maps: kernel.maps.clone(),
+            },
             started,
         });
         let app = admin::router(
@@ -88,30 +136,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!("shutting down: draining connections");
     let _ = shutdown_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    if let Some(p) = program.as_mut() {
-        p.detach_all();
+    if let Some(p) = kernel.program.as_mut() {
+        p.shutdown(config.xdp.keep_attached_on_exit);
     }
     info!("stopped");
     Ok(())
-}
-
-/// Loads and attaches the XDP program when `xdp.enabled`. Failure is fatal: running without the kernel half
-/// while the configuration asks for it would be failing open.
-fn start_xdp(config: &Config) -> anyhow::Result<(Option<XdpProgram>, Option<Arc<XdpMaps>>)> {
-    if !config.xdp.enabled {
-        warn!("xdp.enabled is false: no driver-level filtering, and blocked-ips changes are refused");
-        return Ok((None, None));
-    }
-    let (mut program, maps) = xdp::load().context("starting XDP")?;
-    for interface in &config.xdp.interfaces {
-        program
-            .attach(interface, config.xdp.attach_mode)
-            .context("starting XDP")?;
-    }
-    if config.xdp.interfaces.is_empty() {
-        warn!("xdp.interfaces is empty: the program is loaded but attached nowhere");
-    }
-    Ok((Some(program), Some(Arc::new(maps))))
 }
 
 /// The admin listener's own address must never be denied, or one POST locks the operator out.
@@ -121,29 +150,6 @@ fn protected_addresses(config: &Config) -> Protected {
         p.push((config.admin.host, "the admin API's listen address"));
     }
     p
-}
-
-fn load_configured_lists(lists: &AccessLists, config: &Config) -> anyhow::Result<()> {
-    if !lists.is_enforced() {
-        if !config.xdp.allow.is_empty() || !config.xdp.deny.is_empty() {
-            anyhow::bail!("xdp.allow/xdp.deny are set but XDP is disabled, so they could not be enforced");
-        }
-        return Ok(());
-    }
-    for (list, cidrs) in [(ListKind::Allow, &config.xdp.allow), (ListKind::Deny, &config.xdp.deny)] {
-        for cidr in cidrs {
-            let entry = NewEntry {
-                cidr: *cidr,
-                reason: "config".into(),
-                source: EntrySource::Config,
-                ttl: None,
-            };
-            lists
-                .add(list, entry)
-                .with_context(|| format!("loading xdp.{} entry {cidr}", list.as_str()))?;
-        }
-    }
-    Ok(())
 }
 
 async fn sweep_expired(lists: Arc<AccessLists>, mut shutdown: watch::Receiver<bool>) {

@@ -39,7 +39,6 @@ pub fn check(c: &Config) -> Unsupported {
         !c.waf.rate_limiting.blacklist_ips.is_empty(),
         "waf.rate_limiting.blacklist_ips",
     );
-    fatal_if(c.waf.geo_blocking.enabled, "waf.geo_blocking.enabled");
     fatal_if(!c.waf.custom_rules.is_empty(), "waf.custom_rules");
     fatal_if(
         c.logging.outputs.iter().any(|o| o != "stdout" && o != "stderr"),

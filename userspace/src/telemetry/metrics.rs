@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use tracing::warn;
 
 use crate::xdp::XdpMaps;
@@ -36,13 +36,16 @@ impl Metrics {
     }
 }
 
-/// `rampart_xdp_packets_total{action,reason}` and `rampart_xdp_bytes_total{action,reason}`.
+/// `rampart_xdp_packets_total{action,reason}`, `rampart_xdp_bytes_total{action,reason}`,
+/// `rampart_xdp_map_entries{map}` and `rampart_xdp_events_lost_total`.
 struct XdpCollector {
     maps: Arc<XdpMaps>,
     /// Serialises scrapes: the vectors below are reset and refilled, which must not interleave.
     scrape: Mutex<()>,
     packets: IntCounterVec,
     bytes: IntCounterVec,
+    entries: IntGaugeVec,
+    lost: IntCounter,
 }
 
 impl XdpCollector {
@@ -61,13 +64,27 @@ impl XdpCollector {
                 "rampart_xdp_bytes_total",
                 "Bytes seen by the XDP program, by verdict and reason.",
             ),
+            entries: IntGaugeVec::new(
+                Opts::new("rampart_xdp_map_entries", "Entries in each XDP map."),
+                &["map"],
+            )
+            .expect("metric names are valid"),
+            lost: IntCounter::new(
+                "rampart_xdp_events_lost_total",
+                "Drop events not reported because the ring buffer was full.",
+            )
+            .expect("metric names are valid"),
         }
     }
 }
 
 impl Collector for XdpCollector {
     fn desc(&self) -> Vec<&Desc> {
-        self.packets.desc().into_iter().chain(self.bytes.desc()).collect()
+        let mut d = self.packets.desc();
+        d.extend(self.bytes.desc());
+        d.extend(self.entries.desc());
+        d.extend(self.lost.desc());
+        d
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
@@ -87,8 +104,20 @@ impl Collector for XdpCollector {
             self.packets.with_label_values(&labels).inc_by(c.packets);
             self.bytes.with_label_values(&labels).inc_by(c.bytes);
         }
+        self.entries.reset();
+        for (map, n) in self.maps.entry_counts() {
+            self.entries
+                .with_label_values(&[map])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.lost.reset();
+        if let Ok(n) = self.maps.stats.events_lost() {
+            self.lost.inc_by(n);
+        }
         let mut out = self.packets.collect();
         out.extend(self.bytes.collect());
+        out.extend(self.entries.collect());
+        out.extend(self.lost.collect());
         out
     }
 }

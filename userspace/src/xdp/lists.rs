@@ -11,7 +11,7 @@ use rampart_common::ListEntry;
 use crate::config::types::Cidr;
 
 /// Which list a change is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ListKind {
     Allow,
     Deny,

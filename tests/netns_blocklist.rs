@@ -196,3 +196,74 @@ fn assert_namespace_removed(net: Netns) {
     drop(net);
     assert!(!netns_exists(&name), "namespace {name} left behind");
 }
+
+#[test]
+fn several_interfaces_are_protected_and_xdp_status_reports_them() {
+    require_root();
+    let (one, two) = (Netns::create("m1"), Netns::create("m2"));
+    let state = XdpState::new("multi");
+    let (_upstream, up) = start_upstream();
+    let (proxy, admin_port) = (free_port(), free_port());
+    let config = format!(
+        "server:\n  host: 0.0.0.0\n  port: {proxy}\n\
+         proxy:\n  upstreams:\n    - name: app\n      servers: [{{host: 127.0.0.1, port: {up}}}]\n\
+         admin:\n  port: {admin_port}\nwaf:\n  enabled: false\n\
+         xdp:\n  interfaces: [{}, {}]\n{}",
+        one.host_if,
+        two.host_if,
+        state.yaml()
+    );
+    let _rampart = start_rampart("rampart-multi", &config, admin_port);
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let body = format!(r#"{{"ip":"{}"}}"#, two.ns_ip);
+    assert_eq!(
+        curl(None, "POST", &format!("{admin}/admin/waf/blocked-ips"), Some(&body), 5).status,
+        201
+    );
+    let site = |n: &Netns| format!("http://{}:{proxy}/", n.host_ip);
+    assert_eq!(
+        curl(Some(&one.name), "GET", &site(&one), None, REQUEST_TIMEOUT_S).status,
+        200
+    );
+    assert_eq!(
+        curl(Some(&two.name), "GET", &site(&two), None, REQUEST_TIMEOUT_S).curl_exit,
+        28
+    );
+
+    let out = run(rampart_bin().to_str().unwrap(), &["xdp", "status", "--admin", &admin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for iface in [&one.host_if, &two.host_if] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(iface.as_str()))
+            .unwrap_or_else(|| panic!("{iface} missing:\n{text}"));
+        assert!(line.contains("native") && line.contains("true"), "{line}");
+    }
+    let program_id: u64 = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(program_id > 0, "no program id:\n{text}");
+    let deny = text
+        .lines()
+        .find(|l| l.starts_with("DENY_V4"))
+        .unwrap_or_else(|| panic!("no DENY_V4 row:\n{text}"));
+    assert_eq!(
+        deny.split_whitespace().collect::<Vec<_>>(),
+        ["DENY_V4", "1", "262144"],
+        "{deny}"
+    );
+    let drops = text
+        .lines()
+        .find(|l| l.contains("deny_list"))
+        .unwrap_or_else(|| panic!("no counter row:\n{text}"));
+    let dropped: u64 = drops
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 0, "{drops}");
+}

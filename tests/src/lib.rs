@@ -236,17 +236,41 @@ pub struct Netns {
 impl Netns {
     /// `tag` keeps concurrently running tests apart (names are at most 15 bytes).
     pub fn create(tag: &str) -> Self {
+        Self::create_inner(tag, None)
+    }
+
+    /// A namespace whose IPv4 addresses are given (for addresses with known GeoIP answers).
+    pub fn create_with(tag: &str, host_ip: &str, ns_ip: &str, prefix_len: u8) -> Self {
+        Self::create_inner(tag, Some((host_ip, ns_ip, prefix_len)))
+    }
+
+    fn create_inner(tag: &str, v4: Option<(&str, &str, u8)>) -> Self {
+        // Tests run in parallel processes: pick a subnet no other test holds, under a lock held until the
+        // addresses are on the interfaces.
+        let lock = std::fs::File::create(std::env::temp_dir().join("rampart-test-subnets.lock")).unwrap();
+        // SAFETY: flock on a file descriptor we own; released when `lock` is dropped at the end of this fn.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+        let in_use = must("ip", &["-o", "addr", "show"]);
+        let start = std::process::id() % 150;
+        let octet = (0..150)
+            .map(|i| 100 + (start + i) % 150)
+            .find(|o| !in_use.contains(&format!("10.213.{o}.")) && !in_use.contains(&format!("fd00:213:{o}:")))
+            .expect("a free test subnet");
+        let default_v4 = (format!("10.213.{octet}.1"), format!("10.213.{octet}.2"));
+        let (host_ip, ns_ip, prefix_len) = match v4 {
+            Some((h, n, p)) => (h.to_owned(), n.to_owned(), p),
+            None => (default_v4.0, default_v4.1, 24),
+        };
         let id = std::process::id() % 10_000;
         let name = format!("rpt-{tag}-{id}");
         let host_if = format!("rh{tag}{id}");
         let ns_if = format!("rn{tag}{id}");
         assert!(host_if.len() <= 15, "interface name too long: {host_if}");
-        let octet = 100 + (id % 150);
         let net = Self {
             name: name.clone(),
             host_if: host_if.clone(),
-            host_ip: format!("10.213.{octet}.1"),
-            ns_ip: format!("10.213.{octet}.2"),
+            host_ip,
+            ns_ip,
             host_ip6: format!("fd00:213:{octet}::1"),
             ns_ip6: format!("fd00:213:{octet}::2"),
         };
@@ -255,16 +279,17 @@ impl Netns {
         must("ip", &["netns", "add", &name]);
         must("ip", &["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
         must("ip", &["link", "set", &ns_if, "netns", &name]);
-        let (v4, v6) = (format!("{}/24", net.host_ip), format!("{}/64", net.host_ip6));
+        let (v4, v6) = (format!("{}/{prefix_len}", net.host_ip), format!("{}/64", net.host_ip6));
         must("ip", &["addr", "add", &v4, "dev", &host_if]);
         // nodad: usable at once, without waiting for duplicate address detection.
         must("ip", &["-6", "addr", "add", &v6, "dev", &host_if, "nodad"]);
         must("ip", &["link", "set", &host_if, "up"]);
-        let (v4, v6) = (format!("{}/24", net.ns_ip), format!("{}/64", net.ns_ip6));
+        let (v4, v6) = (format!("{}/{prefix_len}", net.ns_ip), format!("{}/64", net.ns_ip6));
         net.ip_inside(&["addr", "add", &v4, "dev", &ns_if]);
         net.ip_inside(&["-6", "addr", "add", &v6, "dev", &ns_if, "nodad"]);
         net.ip_inside(&["link", "set", &ns_if, "up"]);
         net.ip_inside(&["link", "set", "lo", "up"]);
+        drop(lock);
         net
     }
 
@@ -441,4 +466,50 @@ pub fn udp_flood(ns: &str, dst: SocketAddr, count: u64, seconds: f64, pps: u64) 
     out.trim()
         .parse()
         .unwrap_or_else(|_| panic!("flood sender printed {out:?}"))
+}
+
+/// Waits until `check` holds, polling every 100 ms; false after `timeout`.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+/// Writes `config` to a temp file and starts `rampart run` on it; returns once the admin port at `admin_port`
+/// accepts connections.
+pub fn start_rampart(name: &str, config: &str, admin_port: u16) -> Process {
+    let path = temp_file(&format!("{name}.yaml"), config);
+    let mut p = Process::start(name, &rampart_bin(), &["run", "--config", path.to_str().unwrap()], &[]);
+    wait_for_port(
+        SocketAddr::from(([127, 0, 0, 1], admin_port)),
+        Duration::from_secs(30),
+        &mut p,
+    );
+    p
+}
+
+/// Starts the echo upstream on a free loopback port; returns it and its port.
+pub fn start_upstream() -> (Process, u16) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut p = Process::start(
+        &format!("echo-upstream-{port}"),
+        &rampart_bin(),
+        &["echo-upstream", "--listen", &addr],
+        &[],
+    );
+    wait_for_port(addr.parse().unwrap(), Duration::from_secs(10), &mut p);
+    (p, port)
+}
+
+/// A Prometheus scrape of the admin API.
+pub fn scrape(admin: &str) -> String {
+    let r = curl(None, "GET", &format!("{admin}/metrics"), None, 5);
+    assert_eq!(r.status, 200, "{r:?}");
+    r.body
 }

@@ -4,6 +4,7 @@
 //! skipping what is present), so the README's two commands work with nothing typed before them.
 //! This crate must not contain product logic: it orchestrates cargo, rustup, apt and the built binaries.
 
+mod bench;
 mod build;
 mod process;
 mod run;
@@ -33,6 +34,13 @@ enum Command {
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run a benchmark and print its figures (needs root): `xdp-cost` (per-packet program cost with
+    /// BPF_PROG_TEST_RUN) or `xdp-flood` (XDP vs nftables drop cost on a veth flood, and proxy throughput
+    /// under the flood).
+    Bench {
+        #[arg(value_enum)]
+        name: bench::Bench,
     },
     /// Build and run every check: formatting, clippy, unit tests, integration tests (needs root).
     Test {
@@ -68,6 +76,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             setup::ensure(setup::Verbosity::Quiet)?;
             let artefacts = build::all(&root)?;
             run::rampart(&artefacts, &args)
+        }
+        Command::Bench { name } => {
+            setup::ensure(setup::Verbosity::Quiet)?;
+            setup::ensure_packages(setup::BENCH_PACKAGES)?;
+            bench::start(&root, name)
         }
         Command::Test { no_lint, filter } => {
             setup::ensure(setup::Verbosity::Quiet)?;

@@ -12,6 +12,10 @@ use crate::process::{capture, clean_command, run};
 /// drive the network-namespace integration tests.
 const PACKAGES: &[&str] = &["llvm-22-dev", "libclang-22-dev", "libpolly-22-dev", "iproute2", "curl"];
 
+/// Debian packages only the benchmarks need: trafgen (netsniff-ng) floods, nftables is the baseline drop path,
+/// wrk drives HTTP load, nginx is the reference proxy.
+pub const BENCH_PACKAGES: &[&str] = &["netsniff-ng", "nftables", "wrk", "nginx-light", "linux-perf"];
+
 /// The bpf-linker release known to work with LLVM 22 and the installed nightly.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -32,19 +36,8 @@ pub fn ensure(verbosity: Verbosity) -> anyhow::Result<()> {
         }
     };
 
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !package_installed(p)).collect();
-    if missing.is_empty() {
+    if ensure_packages(PACKAGES)? {
         say_ok(&format!("Debian packages ({})", PACKAGES.join(", ")));
-    } else {
-        require_root(&format!("install Debian packages {}", missing.join(", ")))?;
-        println!("setup: installing Debian packages: {}", missing.join(" "));
-        // The package index on a fresh machine may predate the packages we need (LLVM 22 among them).
-        run(Command::new("apt-get").arg("update").arg("-q"))?;
-        run(Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing))?;
-        println!("setup: installed Debian packages: {}", missing.join(" "));
     }
 
     if nightly_has_rust_src()? {
@@ -75,6 +68,24 @@ pub fn ensure(verbosity: Verbosity) -> anyhow::Result<()> {
         println!("setup: mounted bpffs at {BPFFS}");
     }
     Ok(())
+}
+
+/// Installs whichever of `packages` are missing; true when all were already there.
+pub fn ensure_packages(packages: &[&str]) -> anyhow::Result<bool> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !package_installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    require_root(&format!("install Debian packages {}", missing.join(", ")))?;
+    println!("setup: installing Debian packages: {}", missing.join(" "));
+    // The package index on a fresh machine may predate the packages we need (LLVM 22 among them).
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing))?;
+    println!("setup: installed Debian packages: {}", missing.join(" "));
+    Ok(false)
 }
 
 fn package_installed(name: &str) -> bool {

@@ -142,30 +142,24 @@ impl AccessLists {
     ) -> Result<Self, AccessError> {
         let mut record = Record::open(record_file)?;
         let now_wall = SystemTime::now();
-        let mut entries = BTreeMap::new();
-        for row in record.all()? {
-            let key = (row.list, row.cidr);
-            let stale_config = row.source == EntrySource::Config && !configured.contains(&key);
-            let expired = row.expires_at.is_some_and(|at| at <= now_wall);
-            if stale_config || expired {
-                record.delete(row.list, row.cidr)?.finish()?;
-                continue;
-            }
-            entries.insert(key, Listed::from_row(row));
-        }
-        for &(list, cidr) in configured {
-            let listed = Listed {
+        let config_rows: Vec<Row> = configured
+            .iter()
+            .map(|&(list, cidr)| Row {
                 list,
                 cidr,
                 reason: "config".into(),
                 source: EntrySource::Config,
                 created_at: now_wall,
                 expires_at: None,
-                expires_mono_ns: 0,
-            };
-            record.upsert(&listed.row())?.finish()?;
-            entries.insert((list, cidr), listed);
-        }
+            })
+            .collect();
+        // Config entries are replaced wholesale (one removed from the file is removed here); expired ones go.
+        record.replace_config_and_expire(&config_rows, now_wall)?;
+        let entries: BTreeMap<Key, Listed> = record
+            .all()?
+            .into_iter()
+            .map(|row| ((row.list, row.cidr), Listed::from_row(row)))
+            .collect();
         let lists = Self {
             state: Mutex::new(State { record, entries }),
             maps,
@@ -432,5 +426,92 @@ fn map_error(list: ListKind, source: aya::maps::MapError) -> AccessError {
     AccessError::Map {
         list: list.as_str(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lists(dir: &Path, configured: &[(ListKind, Cidr)]) -> AccessLists {
+        AccessLists::open(&dir.join("lists.db"), None, true, Vec::new(), configured).expect("open")
+    }
+
+    fn entry(cidr: &str, ttl: Option<Duration>) -> NewEntry {
+        NewEntry {
+            cidr: cidr.parse().expect("valid"),
+            reason: "test".into(),
+            source: EntrySource::Admin,
+            ttl,
+        }
+    }
+
+    #[test]
+    fn expired_entries_are_swept_from_the_record_and_stop_matching() {
+        let dir = std::env::temp_dir().join(format!("rampart-access-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let l = lists(&dir, &[]);
+        l.add(ListKind::Deny, entry("192.0.2.1", Some(Duration::from_millis(50))))
+            .expect("add");
+        l.add(ListKind::Deny, entry("192.0.2.2", None)).expect("add");
+        assert_eq!(l.l7_verdict("192.0.2.1".parse().expect("ip")), L7Verdict::Deny);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            l.l7_verdict("192.0.2.1".parse().expect("ip")),
+            L7Verdict::None,
+            "expired entries stop matching"
+        );
+        assert_eq!(l.sweep().expect("sweep"), 1);
+        let record = Record::open(&dir.join("lists.db")).expect("reopen");
+        let left: Vec<String> = record.all().expect("read").iter().map(|r| r.cidr.to_string()).collect();
+        assert_eq!(left, ["192.0.2.2/32"]);
+        drop(l);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn config_entries_follow_the_configuration_and_admin_entries_survive_restarts() {
+        let dir = std::env::temp_dir().join(format!("rampart-access-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = |s: &str| s.parse::<Cidr>().expect("valid");
+        {
+            let l = lists(&dir, &[(ListKind::Deny, c("198.51.100.0/24"))]);
+            l.add(ListKind::Deny, entry("192.0.2.9", None)).expect("add");
+        }
+        // Restart with a different configured entry: the old config entry goes, the admin entry stays.
+        let l = lists(&dir, &[(ListKind::Allow, c("203.0.113.5"))]);
+        let deny: Vec<String> = l
+            .entries(ListKind::Deny)
+            .expect("list")
+            .iter()
+            .map(|e| e.cidr.to_string())
+            .collect();
+        assert_eq!(deny, ["192.0.2.9/32"]);
+        assert_eq!(l.l7_verdict("203.0.113.5".parse().expect("ip")), L7Verdict::Allow);
+        assert_eq!(l.l7_verdict("198.51.100.1".parse().expect("ip")), L7Verdict::None);
+        drop(l);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_admin_address_cannot_be_denied() {
+        let dir = std::env::temp_dir().join(format!("rampart-access-protect-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let l = AccessLists::open(
+            &dir.join("lists.db"),
+            None,
+            true,
+            vec![("127.0.0.1".parse().expect("ip"), "the admin API's listen address")],
+            &[],
+        )
+        .expect("open");
+        let err = l
+            .add(ListKind::Deny, entry("127.0.0.0/8", None))
+            .expect_err("must refuse");
+        assert!(err.to_string().contains("127.0.0.1"), "{err}");
+        l.add(ListKind::Allow, entry("127.0.0.0/8", None))
+            .expect("allowing is fine");
+        drop(l);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

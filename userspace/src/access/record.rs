@@ -183,6 +183,48 @@ impl Record {
         Ok(Pending { tx, path })
     }
 
+    /// Makes the `config` rows exactly `rows` and deletes expired rows, in one transaction (a configuration
+    /// can list hundreds of thousands of prefixes; one fsync per row would take minutes).
+    pub fn replace_config_and_expire(&mut self, rows: &[Row], now: SystemTime) -> Result<(), RecordError> {
+        let path = self.path.clone();
+        let err = |source| RecordError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "DELETE FROM entries WHERE source = ?1",
+            params![EntrySource::Config as u32],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+            params![unix(now)],
+        )
+        .map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO entries (list, cidr, reason, source, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (list, cidr) DO UPDATE SET reason = ?3, source = ?4, created_at = ?5, expires_at = ?6",
+                )
+                .map_err(err)?;
+            for row in rows {
+                stmt.execute(params![
+                    list_name(row.list),
+                    row.cidr.to_string(),
+                    row.reason,
+                    row.source as u32,
+                    unix(row.created_at),
+                    row.expires_at.map(unix)
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// Whether a row exists (for tests and checks).
     pub fn contains(&self, list: ListKind, cidr: Cidr) -> Result<bool, RecordError> {
         self.conn
@@ -253,6 +295,35 @@ mod tests {
             !rec.contains(ListKind::Deny, "198.51.100.1".parse().expect("valid"))
                 .expect("query")
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn replacing_config_rows_keeps_admin_rows_and_drops_expired_ones() {
+        let dir = std::env::temp_dir().join(format!("rampart-record-cfg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut rec = Record::open(&dir.join("lists.db")).expect("open");
+        let config = |cidr: &str| Row {
+            source: EntrySource::Config,
+            reason: "config".into(),
+            ..row(cidr, None)
+        };
+        rec.upsert(&row("192.0.2.1", None))
+            .expect("write")
+            .finish()
+            .expect("commit");
+        rec.upsert(&row("192.0.2.2", Some(1_000)))
+            .expect("write")
+            .finish()
+            .expect("commit");
+        rec.upsert(&config("192.0.2.3"))
+            .expect("write")
+            .finish()
+            .expect("commit");
+        rec.replace_config_and_expire(&[config("192.0.2.4")], from_unix(2_000))
+            .expect("replace");
+        let cidrs: Vec<String> = rec.all().expect("read").iter().map(|r| r.cidr.to_string()).collect();
+        assert_eq!(cidrs, ["192.0.2.1/32", "192.0.2.4/32"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

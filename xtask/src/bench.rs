@@ -1,0 +1,32 @@
+//! `cargo xtask bench NAME`: build with the eBPF object embedded, then run one benchmark harness.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::build;
+use crate::process::{self, clean_command};
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Bench {
+    /// Per-packet cost of each verdict path (BPF_PROG_TEST_RUN, 100,000 deny prefixes).
+    XdpCost,
+    /// XDP vs nftables drop cost on a veth flood, and proxy throughput during the flood.
+    XdpFlood,
+}
+
+pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
+    let artefacts = build::all(root)?;
+    match bench {
+        Bench::XdpCost => process::run(
+            clean_command("cargo")
+                .current_dir(root)
+                .env("RAMPART_XDP_OBJ", &artefacts.xdp_object)
+                .args(["bench", "--package", "rampart-benches", "--bench", "xdp_cost"]),
+        ),
+        Bench::XdpFlood => process::run(
+            Command::new("bash")
+                .arg(root.join("benches/xdp/flood.sh"))
+                .env("RAMPART_BIN", &artefacts.rampart),
+        ),
+    }
+}

@@ -55,30 +55,40 @@ pub fn rampart_xdp(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn verdict(packet: &Packet) -> (Reason, u16) {
     match packet.src {
-        Source::V4(addr) => {
-            let key = Key::new(32, addr);
-            if let Some(reason) = lists(&maps::ALLOW_V4, &maps::DENY_V4, &key) {
-                return (reason, geo::UNKNOWN);
-            }
-            if let Some(country) = geo_drop(&maps::GEO_V4, &key) {
-                return (Reason::Geo, country);
-            }
-            if !ratelimit::admit(&ratelimit::key_v4(&addr)) {
-                return (Reason::RateLimit, geo::UNKNOWN);
-            }
-        }
-        Source::V6(addr) => {
-            let key = Key::new(128, addr);
-            if let Some(reason) = lists(&maps::ALLOW_V6, &maps::DENY_V6, &key) {
-                return (reason, geo::UNKNOWN);
-            }
-            if let Some(country) = geo_drop(&maps::GEO_V6, &key) {
-                return (Reason::Geo, country);
-            }
-            if !ratelimit::admit(&ratelimit::key_v6(&addr)) {
-                return (Reason::RateLimit, geo::UNKNOWN);
-            }
-        }
+        Source::V4(addr) => judge(
+            &maps::ALLOW_V4,
+            &maps::DENY_V4,
+            &maps::GEO_V4,
+            &Key::new(32, addr),
+            || ratelimit::key_v4(&addr),
+        ),
+        Source::V6(addr) => judge(
+            &maps::ALLOW_V6,
+            &maps::DENY_V6,
+            &maps::GEO_V6,
+            &Key::new(128, addr),
+            || ratelimit::key_v6(&addr),
+        ),
+    }
+}
+
+/// The pipeline for one address family; `rate_key` is computed only when the rate stage is reached.
+#[inline(always)]
+fn judge<K>(
+    allow: &LpmTrie<K, ListEntry>,
+    deny: &LpmTrie<K, ListEntry>,
+    geo_trie: &LpmTrie<K, u16>,
+    key: &Key<K>,
+    rate_key: impl FnOnce() -> [u8; 16],
+) -> (Reason, u16) {
+    if let Some(reason) = lists(allow, deny, key) {
+        return (reason, geo::UNKNOWN);
+    }
+    if let Some(country) = geo_drop(geo_trie, key) {
+        return (Reason::Geo, country);
+    }
+    if !ratelimit::admit(&rate_key()) {
+        return (Reason::RateLimit, geo::UNKNOWN);
     }
     (Reason::NoMatch, geo::UNKNOWN)
 }

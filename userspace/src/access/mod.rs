@@ -15,26 +15,23 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
+use aya::maps::MapError;
+use rampart_common::maps::names;
 use rampart_common::{EntrySource, ListEntry};
 use tracing::info;
 
 use crate::config::types::Cidr;
 use crate::xdp::{self, ListKind, XdpMaps};
 use matcher::PrefixSet;
-use record::{Record, RecordError, Row};
+use record::{Record, RecordError};
 
-/// A listed prefix with what is known about it.
+pub use record::Row as Entry;
+
+/// A listed prefix: the recorded entry and its expiry on the kernel's monotonic clock (0 = never), which is
+/// what the kernel and the L7 matcher compare against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
-    pub list: ListKind,
-    pub cidr: Cidr,
-    /// Free text from the operator (or `config`).
-    pub reason: String,
-    pub source: EntrySource,
-    pub created_at: SystemTime,
-    /// `None` for permanent entries.
-    pub expires_at: Option<SystemTime>,
-    /// The same expiry on the kernel's monotonic clock; 0 = never.
+    pub entry: Entry,
     expires_mono_ns: u64,
 }
 
@@ -43,32 +40,17 @@ impl Listed {
         self.expires_mono_ns == 0 || now_mono_ns < self.expires_mono_ns
     }
 
-    fn from_row(row: Row) -> Self {
-        // Wall-clock expiry → monotonic: the kernel's clock restarted at boot, the record's did not.
-        let expires_mono_ns = match row.expires_at {
+    /// Wall-clock expiry → monotonic: the kernel's clock restarted at boot, the record's did not.
+    fn from_entry(entry: Entry) -> Self {
+        let expires_mono_ns = match entry.expires_at {
             None => 0,
             Some(at) => xdp::expiry_after(Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))),
         };
-        Self {
-            list: row.list,
-            cidr: row.cidr,
-            reason: row.reason,
-            source: row.source,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            expires_mono_ns,
-        }
+        Self { entry, expires_mono_ns }
     }
 
-    fn row(&self) -> Row {
-        Row {
-            list: self.list,
-            cidr: self.cidr,
-            reason: self.reason.clone(),
-            source: self.source,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-        }
+    fn kernel_value(&self) -> ListEntry {
+        ListEntry::new(self.entry.source, self.expires_mono_ns)
     }
 }
 
@@ -96,7 +78,7 @@ pub enum AccessError {
     Map {
         list: &'static str,
         #[source]
-        source: aya::maps::MapError,
+        source: MapError,
     },
     #[error(transparent)]
     Record(#[from] RecordError),
@@ -141,24 +123,24 @@ impl AccessLists {
         configured: &[(ListKind, Cidr)],
     ) -> Result<Self, AccessError> {
         let mut record = Record::open(record_file)?;
-        let now_wall = SystemTime::now();
-        let config_rows: Vec<Row> = configured
+        let now = SystemTime::now();
+        let config_rows: Vec<Entry> = configured
             .iter()
-            .map(|&(list, cidr)| Row {
+            .map(|&(list, cidr)| Entry {
                 list,
                 cidr,
                 reason: "config".into(),
                 source: EntrySource::Config,
-                created_at: now_wall,
+                created_at: now,
                 expires_at: None,
             })
             .collect();
         // Config entries are replaced wholesale (one removed from the file is removed here); expired ones go.
-        record.replace_config_and_expire(&config_rows, now_wall)?;
-        let entries: BTreeMap<Key, Listed> = record
+        record.replace_config_and_expire(&config_rows, now)?;
+        let entries = record
             .all()?
             .into_iter()
-            .map(|row| ((row.list, row.cidr), Listed::from_row(row)))
+            .map(|e| ((e.list, e.cidr), Listed::from_entry(e)))
             .collect();
         let lists = Self {
             state: Mutex::new(State { record, entries }),
@@ -176,64 +158,59 @@ impl AccessLists {
         let Some(maps) = &self.maps else { return Ok(()) };
         let state = self.lock_state();
         let mut kernel = xdp::lock(&maps.lists);
-        let (mut removed, mut written) = (0usize, 0usize);
+        let mut removed = 0usize;
         for list in [ListKind::Allow, ListKind::Deny] {
-            for (cidr, _) in kernel.entries(list).map_err(|source| AccessError::Map {
-                list: list.as_str(),
-                source,
-            })? {
+            for (cidr, _) in kernel.entries(list).map_err(map_failure(list))? {
                 if !state.entries.contains_key(&(list, cidr)) {
-                    kernel.remove(list, cidr).map_err(|source| AccessError::Map {
-                        list: list.as_str(),
-                        source,
-                    })?;
+                    kernel.remove(list, cidr).map_err(map_failure(list))?;
                     removed += 1;
                 }
             }
         }
         for l in state.entries.values() {
             kernel
-                .insert(l.list, l.cidr, ListEntry::new(l.source, l.expires_mono_ns))
-                .map_err(|source| map_error(l.list, source))?;
-            written += 1;
+                .insert(l.entry.list, l.entry.cidr, l.kernel_value())
+                .map_err(|e| map_error(l.entry.list, e))?;
         }
         info!(
-            written,
+            written = state.entries.len(),
             removed, "access lists loaded into the XDP maps from the record"
         );
         Ok(())
     }
 
     /// Lists `entry` (replacing an entry for the same prefix) and returns what was stored.
-    pub fn add(&self, list: ListKind, entry: NewEntry) -> Result<Listed, AccessError> {
+    pub fn add(&self, list: ListKind, new: NewEntry) -> Result<Listed, AccessError> {
         if list == ListKind::Deny
-            && let Some((addr, what)) = self.protected.iter().find(|(a, _)| entry.cidr.contains(a))
+            && let Some((addr, what)) = self.protected.iter().find(|(a, _)| new.cidr.contains(a))
         {
             return Err(AccessError::Protected {
-                cidr: entry.cidr,
+                cidr: new.cidr,
                 addr: *addr,
                 what,
             });
         }
         let now = SystemTime::now();
         let listed = Listed {
-            list,
-            cidr: entry.cidr,
-            reason: entry.reason,
-            source: entry.source,
-            created_at: now,
-            expires_at: entry.ttl.map(|ttl| now + ttl),
-            expires_mono_ns: xdp::expiry_after(entry.ttl),
+            entry: Entry {
+                list,
+                cidr: new.cidr,
+                reason: new.reason,
+                source: new.source,
+                created_at: now,
+                expires_at: new.ttl.map(|ttl| now + ttl),
+            },
+            expires_mono_ns: xdp::expiry_after(new.ttl),
         };
         let mut state = self.lock_state();
-        let pending = state.record.upsert(&listed.row())?;
+        let pending = state.record.upsert(&listed.entry)?;
         if let Some(maps) = &self.maps {
             xdp::lock(&maps.lists)
-                .insert(list, entry.cidr, ListEntry::new(entry.source, listed.expires_mono_ns))
-                .map_err(|source| map_error(list, source))?;
+                .insert(list, new.cidr, listed.kernel_value())
+                .map_err(|e| map_error(list, e))?;
         }
         pending.finish()?;
-        state.entries.insert((list, entry.cidr), listed.clone());
+        state.entries.insert((list, new.cidr), listed.clone());
         self.refresh_derived(&state);
         Ok(listed)
     }
@@ -241,20 +218,21 @@ impl AccessLists {
     /// Removes an exact prefix; `Ok(None)` when it was not listed.
     pub fn remove(&self, list: ListKind, cidr: Cidr) -> Result<Option<Listed>, AccessError> {
         let mut state = self.lock_state();
-        let pending = state.record.delete(list, cidr)?;
-        // The map is cleared even for a prefix the record lacks, so a stray kernel entry can always be removed.
-        if let Some(maps) = &self.maps {
-            xdp::lock(&maps.lists)
-                .remove(list, cidr)
-                .map_err(|source| AccessError::Map {
-                    list: list.as_str(),
-                    source,
-                })?;
-        }
-        pending.finish()?;
-        let removed = state.entries.remove(&(list, cidr));
+        let removed = self.delete(&mut state, list, cidr)?;
         self.refresh_derived(&state);
         Ok(removed)
+    }
+
+    /// Deletes from record, map and memory, in that order of commitment: the record's deletion commits only
+    /// once the map entry is gone. The map is cleared even for a prefix the record lacks, so a stray kernel
+    /// entry can always be removed.
+    fn delete(&self, state: &mut State, list: ListKind, cidr: Cidr) -> Result<Option<Listed>, AccessError> {
+        let pending = state.record.delete(list, cidr)?;
+        if let Some(maps) = &self.maps {
+            xdp::lock(&maps.lists).remove(list, cidr).map_err(map_failure(list))?;
+        }
+        pending.finish()?;
+        Ok(state.entries.remove(&(list, cidr)))
     }
 
     /// Live entries of one list, in prefix order. With XDP loaded this reads the tries themselves and joins
@@ -267,33 +245,30 @@ impl AccessLists {
             return Ok(state
                 .entries
                 .values()
-                .filter(|l| l.list == list && l.is_live(now))
+                .filter(|l| l.entry.list == list && l.is_live(now))
                 .cloned()
                 .collect());
         };
-        let in_kernel = xdp::lock(&maps.lists)
-            .entries(list)
-            .map_err(|source| AccessError::Map {
-                list: list.as_str(),
-                source,
-            })?;
+        let in_kernel = xdp::lock(&maps.lists).entries(list).map_err(map_failure(list))?;
         let mut out: Vec<Listed> = in_kernel
             .into_iter()
-            .filter(|(_, entry)| entry.is_live(now))
-            .map(|(cidr, entry)| match state.entries.get(&(list, cidr)) {
+            .filter(|(_, value)| value.is_live(now))
+            .map(|(cidr, value)| match state.entries.get(&(list, cidr)) {
                 Some(listed) => listed.clone(),
                 None => Listed {
-                    list,
-                    cidr,
-                    reason: "unknown".into(),
-                    source: EntrySource::from_u32(entry.source).unwrap_or(EntrySource::Admin),
-                    created_at: SystemTime::UNIX_EPOCH,
-                    expires_at: None,
-                    expires_mono_ns: entry.expires_at_ns,
+                    entry: Entry {
+                        list,
+                        cidr,
+                        reason: "unknown".into(),
+                        source: EntrySource::from_u32(value.source).unwrap_or(EntrySource::Admin),
+                        created_at: SystemTime::UNIX_EPOCH,
+                        expires_at: None,
+                    },
+                    expires_mono_ns: value.expires_at_ns,
                 },
             })
             .collect();
-        out.sort_by_key(|l| l.cidr);
+        out.sort_by_key(|l| l.entry.cidr);
         Ok(out)
     }
 
@@ -309,27 +284,12 @@ impl AccessLists {
             .map(|(k, _)| *k)
             .collect();
         for &(list, cidr) in &expired {
-            let pending = state.record.delete(list, cidr)?;
-            if let Some(maps) = &self.maps {
-                xdp::lock(&maps.lists)
-                    .remove(list, cidr)
-                    .map_err(|source| AccessError::Map {
-                        list: list.as_str(),
-                        source,
-                    })?;
-            }
-            pending.finish()?;
-            state.entries.remove(&(list, cidr));
+            self.delete(&mut state, list, cidr)?;
         }
         if !expired.is_empty() {
             self.refresh_derived(&state);
         }
         Ok(expired.len())
-    }
-
-    /// Whether the lists are enforced in the kernel.
-    pub fn is_enforced_by_xdp(&self) -> bool {
-        self.maps.is_some() && self.l7.is_none()
     }
 
     /// Whether connections are checked against the lists in userspace.
@@ -342,8 +302,7 @@ impl AccessLists {
     pub fn l7_verdict(&self, ip: IpAddr) -> L7Verdict {
         let Some(l7) = &self.l7 else { return L7Verdict::None };
         let sets = l7.read().unwrap_or_else(|p| p.into_inner());
-        let now = || xdp::monotonic_ns();
-        let live = |hit: Option<(Cidr, u64)>| hit.is_some_and(|(_, exp)| exp == 0 || now() < exp);
+        let live = |hit: Option<(Cidr, u64)>| hit.is_some_and(|(_, exp)| exp == 0 || xdp::monotonic_ns() < exp);
         if live(sets.0.longest_match(ip)) {
             L7Verdict::Allow
         } else if live(sets.1.longest_match(ip)) {
@@ -353,53 +312,21 @@ impl AccessLists {
         }
     }
 
-    /// Entry counts per list, for metrics and status.
-    pub fn counts(&self) -> (usize, usize) {
-        let state = self.lock_state();
-        let allow = state.entries.keys().filter(|(l, _)| *l == ListKind::Allow).count();
-        (allow, state.entries.len() - allow)
-    }
-
     /// Rebuilds what is derived from the entries: the L7 matchers and the map entry counts.
     fn refresh_derived(&self, state: &State) {
-        let of = |list: ListKind| {
-            PrefixSet::from_entries(
-                state
-                    .entries
-                    .values()
-                    .filter(|l| l.list == list)
-                    .map(|l| (l.cidr, l.expires_mono_ns)),
-            )
-        };
+        let of_list = |list: ListKind| state.entries.values().filter(move |l| l.entry.list == list);
         if let Some(l7) = &self.l7 {
-            *l7.write().unwrap_or_else(|p| p.into_inner()) = (of(ListKind::Allow), of(ListKind::Deny));
+            let set = |list| PrefixSet::from_entries(of_list(list).map(|l| (l.entry.cidr, l.expires_mono_ns)));
+            *l7.write().unwrap_or_else(|p| p.into_inner()) = (set(ListKind::Allow), set(ListKind::Deny));
         }
         if let Some(maps) = &self.maps {
             for (list, v4, v6) in [
-                (
-                    ListKind::Allow,
-                    rampart_common::maps::names::ALLOW_V4,
-                    rampart_common::maps::names::ALLOW_V6,
-                ),
-                (
-                    ListKind::Deny,
-                    rampart_common::maps::names::DENY_V4,
-                    rampart_common::maps::names::DENY_V6,
-                ),
+                (ListKind::Allow, names::ALLOW_V4, names::ALLOW_V6),
+                (ListKind::Deny, names::DENY_V4, names::DENY_V6),
             ] {
-                let (n4, n6) = state
-                    .entries
-                    .keys()
-                    .filter(|(l, _)| *l == list)
-                    .fold((0, 0), |(a, b), (_, c)| {
-                        if c.net().addr().is_ipv4() {
-                            (a + 1, b)
-                        } else {
-                            (a, b + 1)
-                        }
-                    });
+                let n4 = of_list(list).filter(|l| l.entry.cidr.net().addr().is_ipv4()).count();
                 maps.set_count(v4, n4);
-                maps.set_count(v6, n6);
+                maps.set_count(v6, of_list(list).count() - n4);
             }
         }
     }
@@ -409,9 +336,16 @@ impl AccessLists {
     }
 }
 
-fn map_error(list: ListKind, source: aya::maps::MapError) -> AccessError {
-    // A full LPM trie refuses inserts with ENOSPC.
-    if let aya::maps::MapError::SyscallError(e) = &source
+fn map_failure(list: ListKind) -> impl Fn(MapError) -> AccessError {
+    move |source| AccessError::Map {
+        list: list.as_str(),
+        source,
+    }
+}
+
+/// Like [`map_failure`], but a full trie (the kernel refuses inserts with ENOSPC) gets its own error.
+fn map_error(list: ListKind, source: MapError) -> AccessError {
+    if let MapError::SyscallError(e) = &source
         && e.io_error.raw_os_error() == Some(libc::ENOSPC)
     {
         let max = match list {
@@ -423,10 +357,7 @@ fn map_error(list: ListKind, source: aya::maps::MapError) -> AccessError {
             max,
         };
     }
-    AccessError::Map {
-        list: list.as_str(),
-        source,
-    }
+    map_failure(list)(source)
 }
 
 #[cfg(test)]
@@ -484,7 +415,7 @@ mod tests {
             .entries(ListKind::Deny)
             .expect("list")
             .iter()
-            .map(|e| e.cidr.to_string())
+            .map(|e| e.entry.cidr.to_string())
             .collect();
         assert_eq!(deny, ["192.0.2.9/32"]);
         assert_eq!(l.l7_verdict("203.0.113.5".parse().expect("ip")), L7Verdict::Allow);

@@ -27,7 +27,7 @@ pub enum RecordError {
     },
 }
 
-/// One row.
+/// One allow- or deny-list entry as recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
     pub list: ListKind,
@@ -41,6 +41,31 @@ pub struct Row {
 pub struct Record {
     conn: Connection,
     path: PathBuf,
+}
+
+/// Maps an SQLite error to one naming the record file.
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> RecordError + use<> {
+    let path = path.to_owned();
+    move |source| RecordError::Sqlite {
+        path: path.clone(),
+        source,
+    }
+}
+
+const UPSERT: &str = "INSERT INTO entries (list, cidr, reason, source, created_at, expires_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (list, cidr) DO UPDATE SET reason = ?3, source = ?4, created_at = ?5, expires_at = ?6";
+
+/// The values for [`UPSERT`], in order.
+fn row_params(row: &Row) -> (&'static str, String, &str, u32, i64, Option<i64>) {
+    (
+        list_name(row.list),
+        row.cidr.to_string(),
+        &row.reason,
+        row.source as u32,
+        unix(row.created_at),
+        row.expires_at.map(unix),
+    )
 }
 
 fn list_name(l: ListKind) -> &'static str {
@@ -64,11 +89,8 @@ impl Record {
                 source,
             })?;
         }
-        let err = |source| RecordError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(err)?;
+        let err = sqlite_error(path);
+        let conn = Connection::open(path).map_err(&err)?;
         // WAL with full sync: a committed admin change survives a crash or power loss; writes are rare.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -83,18 +105,15 @@ impl Record {
                  PRIMARY KEY (list, cidr)
              );",
         )
-        .map_err(err)?;
+        .map_err(&err)?;
         Ok(Self {
             conn,
             path: path.to_owned(),
         })
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> RecordError + '_ {
-        |source| RecordError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+    fn err(&self) -> impl Fn(rusqlite::Error) -> RecordError + use<> {
+        sqlite_error(&self.path)
     }
 
     pub fn all(&self) -> Result<Vec<Row>, RecordError> {
@@ -141,88 +160,50 @@ impl Record {
     /// Inserts or replaces a row inside a transaction that the caller commits with `finish` once the map write
     /// succeeded, so record and map change together or not at all.
     pub fn upsert(&mut self, row: &Row) -> Result<Pending<'_>, RecordError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| RecordError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
-        tx.execute(
-            "INSERT INTO entries (list, cidr, reason, source, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (list, cidr) DO UPDATE SET reason = ?3, source = ?4, created_at = ?5, expires_at = ?6",
-            params![
-                list_name(row.list),
-                row.cidr.to_string(),
-                row.reason,
-                row.source as u32,
-                unix(row.created_at),
-                row.expires_at.map(unix)
-            ],
-        )
-        .map_err(|source| RecordError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
+        let (tx, path) = self.begin()?;
+        tx.execute(UPSERT, row_params(row)).map_err(sqlite_error(&path))?;
         Ok(Pending { tx, path })
     }
 
     /// Deletes a row inside a transaction the caller commits with `finish`.
     pub fn delete(&mut self, list: ListKind, cidr: Cidr) -> Result<Pending<'_>, RecordError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| RecordError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
+        let (tx, path) = self.begin()?;
         tx.execute(
             "DELETE FROM entries WHERE list = ?1 AND cidr = ?2",
             params![list_name(list), cidr.to_string()],
         )
-        .map_err(|source| RecordError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(sqlite_error(&path))?;
         Ok(Pending { tx, path })
     }
 
     /// Makes the `config` rows exactly `rows` and deletes expired rows, in one transaction (a configuration
     /// can list hundreds of thousands of prefixes; one fsync per row would take minutes).
     pub fn replace_config_and_expire(&mut self, rows: &[Row], now: SystemTime) -> Result<(), RecordError> {
-        let path = self.path.clone();
-        let err = |source| RecordError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let (tx, path) = self.begin()?;
+        let err = sqlite_error(&path);
         tx.execute(
             "DELETE FROM entries WHERE source = ?1",
             params![EntrySource::Config as u32],
         )
-        .map_err(err)?;
+        .map_err(&err)?;
         tx.execute(
             "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?1",
             params![unix(now)],
         )
-        .map_err(err)?;
+        .map_err(&err)?;
         {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO entries (list, cidr, reason, source, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (list, cidr) DO UPDATE SET reason = ?3, source = ?4, created_at = ?5, expires_at = ?6",
-                )
-                .map_err(err)?;
+            let mut stmt = tx.prepare(UPSERT).map_err(&err)?;
             for row in rows {
-                stmt.execute(params![
-                    list_name(row.list),
-                    row.cidr.to_string(),
-                    row.reason,
-                    row.source as u32,
-                    unix(row.created_at),
-                    row.expires_at.map(unix)
-                ])
-                .map_err(err)?;
+                stmt.execute(row_params(row)).map_err(&err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(&err)
+    }
+
+    fn begin(&mut self) -> Result<(rusqlite::Transaction<'_>, PathBuf), RecordError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sqlite_error(&path))?;
+        Ok((tx, path))
     }
 
     /// Whether a row exists (for tests and checks).

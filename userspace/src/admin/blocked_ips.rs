@@ -34,12 +34,13 @@ pub struct BlockedIp {
 
 impl From<&Listed> for BlockedIp {
     fn from(l: &Listed) -> Self {
+        let e = &l.entry;
         Self {
-            ip: l.cidr.to_string(),
-            reason: l.reason.clone(),
-            source: l.source.as_str(),
-            created_at: rfc3339(l.created_at),
-            expires: l.expires_at.map(rfc3339),
+            ip: e.cidr.to_string(),
+            reason: e.reason.clone(),
+            source: e.source.as_str(),
+            created_at: rfc3339(e.created_at),
+            expires: e.expires_at.map(rfc3339),
         }
     }
 }

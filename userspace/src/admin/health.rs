@@ -12,11 +12,7 @@ use super::AdminState;
 
 pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<Value>) {
     let x = &state.xdp;
-    let attachments: Vec<Value> = x
-        .attachments
-        .iter()
-        .map(|a| json!({ "interface": a.interface, "mode": a.mode.as_str(), "pinned": a.pinned }))
-        .collect();
+    let attachments = x.attachments_json();
     let mut degraded = Vec::new();
     if x.degraded.is_some() {
         degraded.push("xdp");

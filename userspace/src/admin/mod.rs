@@ -40,6 +40,16 @@ pub struct XdpState {
     pub maps: Option<Arc<XdpMaps>>,
 }
 
+impl XdpState {
+    /// The attachments as JSON, for `/health` and `/admin/xdp/status`.
+    fn attachments_json(&self) -> Vec<serde_json::Value> {
+        self.attachments
+            .iter()
+            .map(|a| serde_json::json!({ "interface": a.interface, "mode": a.mode.as_str(), "pinned": a.pinned }))
+            .collect()
+    }
+}
+
 pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> Router {
     Router::new()
         .route(health_path, get(health::health))

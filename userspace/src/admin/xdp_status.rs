@@ -12,11 +12,7 @@ use crate::xdp::pins::definitions;
 
 pub async fn status(State(state): State<Arc<AdminState>>) -> Result<Json<Value>, ApiError> {
     let x = &state.xdp;
-    let attachments: Vec<Value> = x
-        .attachments
-        .iter()
-        .map(|a| json!({ "interface": a.interface, "mode": a.mode.as_str(), "pinned": a.pinned }))
-        .collect();
+    let attachments = x.attachments_json();
     let Some(maps) = &x.maps else {
         return Ok(Json(json!({
             "enabled": x.wanted,

@@ -378,17 +378,22 @@ impl Drop for XdpState {
     }
 }
 
-/// The shared material next to the repository (`../shared`), or `RAMPART_SHARED`.
+/// The shared material (`../shared` from the project root): `RAMPART_SHARED`, else next to this checkout,
+/// else the workplace's `/work/shared` (where a clone elsewhere, such as CI's, finds it).
 pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("RAMPART_SHARED")
+    let next_to_checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    let candidates: Vec<PathBuf> = std::env::var_os("RAMPART_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.join("testdata").is_dir(),
-        "shared test material not found at {} (set RAMPART_SHARED)",
-        dir.display()
-    );
-    dir
+        .into_iter()
+        .chain([next_to_checkout, PathBuf::from("/work/shared")])
+        .collect();
+    candidates
+        .iter()
+        .find(|d| d.join("testdata/geoip").is_dir())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!("shared test material (testdata/geoip) not found in any of {candidates:?}; set RAMPART_SHARED")
+        })
 }
 
 /// Counts UDP datagrams arriving on a socket, in a background thread, until dropped.

@@ -143,6 +143,10 @@ fn a_dead_upstream_gives_502_naming_it() {
     let r = curl(None, "GET", &format!("{}/x", s.proxy), None, 10);
     assert_eq!(r.status, 502, "{r:?}");
     assert!(r.body.contains("`app`"), "{r:?}");
+    assert!(
+        r.body.contains("request id "),
+        "the error page names the request id: {r:?}"
+    );
     let status = s
         .rampart
         .terminate(Duration::from_secs(30))

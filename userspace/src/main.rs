@@ -109,8 +109,8 @@ fn main() -> ExitCode {
                 Err(e) => config_failure(&e),
             }
         }
-        Command::Run { config } => {
-            let config = match load(config.as_ref()) {
+        Command::Run { config: config_path } => {
+            let config = match load(config_path.as_ref()) {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
@@ -122,13 +122,19 @@ fn main() -> ExitCode {
                 }
                 return ExitCode::from(EXIT_CONFIG);
             }
-            run_runtime(config.server.workers, rampart::daemon::run(config))
+            let source = path_of(config_path.as_ref());
+            run_runtime(config.server.workers, rampart::daemon::run(config, source))
         }
         Command::Xdp {
             command: XdpCommand::Status { admin, json },
         } => run_runtime(1, async move { rampart::cli_status::xdp_status(&admin, json).await }),
         Command::EchoUpstream { listen, name } => run_runtime(1, rampart::echo_upstream::serve(listen, name)),
     }
+}
+
+/// The configuration file as an absolute path, so a reload finds it whatever the working directory becomes.
+fn path_of(path: Option<&PathBuf>) -> Option<PathBuf> {
+    path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, ConfigError> {

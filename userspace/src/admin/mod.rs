@@ -24,6 +24,7 @@ pub use error::ApiError;
 /// What the admin handlers operate on.
 pub struct AdminState {
     pub lists: Arc<AccessLists>,
+    pub live: Arc<crate::proxy::LiveRuntime>,
     pub metrics: Arc<Metrics>,
     pub xdp: XdpState,
     pub started: Instant,
@@ -55,6 +56,7 @@ pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> 
         .route(health_path, get(health::health))
         .route(metrics_path, get(metrics))
         .route("/admin/xdp/status", get(xdp_status::status))
+        .route("/admin/system/reload-config", axum::routing::post(reload))
         .route(
             "/admin/waf/blocked-ips",
             get(blocked_ips::list)
@@ -71,6 +73,23 @@ async fn metrics(
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),
     )
+}
+
+/// `POST /admin/system/reload-config`: validate → build → swap, or nothing changes.
+async fn reload(
+    axum::extract::State(state): axum::extract::State<Arc<AdminState>>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    match state.live.reload("admin API") {
+        Ok(version) => Ok(axum::Json(serde_json::json!({
+            "success": true,
+            "message": format!("configuration version {version} is now in force"),
+            "version": version,
+        }))),
+        Err(e) => Err(ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("reload refused: {e}"),
+        )),
+    }
 }
 
 /// Serves the admin router until `shutdown` turns true.

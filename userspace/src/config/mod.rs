@@ -8,6 +8,7 @@ mod env;
 mod error;
 mod lines;
 mod path;
+pub mod patterns;
 pub mod schema;
 pub mod types;
 mod validate;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use super::path::KeyPath;
-use super::schema::{Config, HealthCheckKind};
+use super::schema::{Config, HealthCheckKind, MatchOperator, RouteConditionKind, RouteConfig};
 
 /// A problem found by a cross-field check, before its location is attached.
 pub type Finding = (KeyPath, String);
@@ -85,12 +85,52 @@ fn proxy(c: &Config, out: &mut Vec<Finding>) {
         }
     }
     for (i, r) in c.proxy.routes.iter().enumerate() {
+        route_conditions(&at("proxy.routes").child_index(i), r, out);
         if !names.contains(r.upstream.as_str()) {
             out.push((
                 at("proxy.routes").child_index(i).child_key("upstream"),
                 format!("no upstream named `{}` (defined: {})", r.upstream, names_list(&names)),
             ));
         }
+    }
+}
+
+fn route_conditions(base: &KeyPath, r: &RouteConfig, out: &mut Vec<Finding>) {
+    for (j, cond) in r.conditions.iter().enumerate() {
+        let p = base.child_key("conditions").child_index(j);
+        let needs_name = matches!(cond.kind, RouteConditionKind::Header | RouteConditionKind::Query);
+        if needs_name && cond.name.as_deref().is_none_or(str::is_empty) {
+            out.push((p.child_key("name"), "required for header and query conditions".into()));
+        }
+        if cond.kind == RouteConditionKind::Header
+            && let Some(name) = &cond.name
+            && http::HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            out.push((p.child_key("name"), format!("`{name}` is not a valid header name")));
+        }
+        match cond.operator {
+            MatchOperator::Regex => {
+                if let Err(e) = regex::Regex::new(&cond.value) {
+                    out.push((p.child_key("value"), format!("invalid regex `{}`: {e}", cond.value)));
+                }
+            }
+            MatchOperator::InSubnet => {
+                if let Err(e) = cond.value.parse::<crate::config::types::Cidr>() {
+                    out.push((p.child_key("value"), e.to_string()));
+                }
+            }
+            MatchOperator::Equals if cond.kind == RouteConditionKind::Ip => {
+                if let Err(e) = cond.value.parse::<crate::config::types::Cidr>() {
+                    out.push((p.child_key("value"), e.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(prefix) = &r.strip_prefix
+        && !prefix.starts_with('/')
+    {
+        out.push((base.child_key("strip_prefix"), "must start with /".into()));
     }
 }
 

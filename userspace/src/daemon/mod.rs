@@ -8,6 +8,7 @@ mod kernel;
 mod support;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,9 @@ use tracing::{error, info, warn};
 use crate::access::{AccessLists, Protected};
 use crate::admin::{self, AdminState, XdpState};
 use crate::config::Config;
-use crate::net::{self, Limits};
-use crate::proxy::Proxy;
+use crate::net::{self, Limits, Transport};
+use crate::proxy::metrics::ProxyMetrics;
+use crate::proxy::{LiveRuntime, Proxy};
 use crate::telemetry::metrics::Metrics;
 use crate::xdp::{self, ListKind, geo::CountryLookup};
 
@@ -29,7 +31,8 @@ pub use support::check as unsupported;
 /// How often expired list entries are removed from the maps and the record.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the daemon; `source` is the configuration file (re-read on reload), `None` for the embedded default.
+pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let support = unsupported(&config);
     for w in &support.warnings {
@@ -63,7 +66,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if lists.is_enforced_at_l7() {
         warn!("allow/deny lists are enforced at L7 (per connection), not in XDP");
     }
-    let metrics = Arc::new(Metrics::new(kernel.maps.clone()));
+    let metrics = Arc::new(Metrics::new());
+    metrics.register_xdp(kernel.maps.clone());
+    let proxy_metrics = Arc::new(ProxyMetrics::new(metrics.registry()).context("registering proxy metrics")?);
+    let live = Arc::new(LiveRuntime::new(config.clone(), source).context("building the proxy configuration")?);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -85,23 +91,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tasks.spawn(kernel::watch_geo_database(config.clone(), maps, shutdown_rx.clone()));
     }
 
-    let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
-    let proxy_listener = net::bind(proxy_addr, "proxy").await?;
-    info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
     let limits = Limits {
         max_connections: config.server.max_connections,
         keepalive_timeout: Duration::from_secs(config.server.keepalive_timeout),
         max_header_size: usize::try_from(config.server.max_header_size.get()).unwrap_or(usize::MAX),
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout),
+        proxy_protocol: config.server.proxy_protocol,
     };
-    let proxy = Arc::new(Proxy::new(&config));
+    let proxy = Arc::new(Proxy::new(live.clone(), proxy_metrics));
+    let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
+    let listener = net::bind(proxy_addr, "proxy").await?;
+    info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
     tasks.spawn(net::serve(
-        proxy_listener,
-        proxy,
+        listener,
+        Transport::Plain,
+        proxy.clone(),
         lists.clone(),
         limits,
         shutdown_rx.clone(),
     ));
+    if config.ssl.enabled {
+        let tls_addr = SocketAddr::new(config.server.host, config.ssl.port.get());
+        let listener = net::bind(tls_addr, "TLS proxy").await?;
+        info!(address = %tls_addr, "TLS proxy listening (HTTP/1.1 and h2 by ALPN)");
+        tasks.spawn(net::serve(
+            listener,
+            Transport::Tls,
+            proxy.clone(),
+            lists.clone(),
+            limits,
+            shutdown_rx.clone(),
+        ));
+    }
+    tasks.spawn(reload_on_signal(live.clone(), shutdown_rx.clone()));
+    tasks.spawn(reload_on_change(live.clone(), shutdown_rx.clone()));
 
     if config.admin.enabled {
         let admin_addr = SocketAddr::new(config.admin.host, config.admin.port.get());
@@ -109,6 +132,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         info!(address = %admin_addr, "admin API listening");
         let state = Arc::new(AdminState {
             lists: lists.clone(),
+            live: live.clone(),
             metrics,
             xdp: XdpState {
                 wanted: config.xdp.enabled,
@@ -162,6 +186,52 @@ async fn sweep_expired(lists: Arc<AccessLists>, mut shutdown: watch::Receiver<bo
                 Err(e) => warn!(error = %e, "sweeping expired list entries failed"),
             },
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// SIGHUP reloads the configuration.
+async fn reload_on_signal(live: Arc<LiveRuntime>, mut shutdown: watch::Receiver<bool>) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        warn!("cannot install the SIGHUP handler; reload through the admin API or by editing the file");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let _ = live.reload("SIGHUP");
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// How often the configuration and certificate files are checked for changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reloads when the configuration file or a certificate, key or OCSP file it names changes.
+async fn reload_on_change(live: Arc<LiveRuntime>, mut shutdown: watch::Receiver<bool>) {
+    let stamp = |live: &LiveRuntime| -> Vec<(PathBuf, Option<std::time::SystemTime>)> {
+        live.watched_files()
+            .into_iter()
+            .map(|p| {
+                let t = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
+                (p, t)
+            })
+            .collect()
+    };
+    let mut seen = stamp(&live);
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = stamp(&live);
+        if now != seen {
+            let _ = live.reload("file change");
+            // Whatever the outcome, this state has been handled; a fix to a bad file is the next change.
+            seen = stamp(&live);
         }
     }
 }

@@ -1,8 +1,9 @@
-//! What this build does not do yet, stated at start-up. A setting that would change where traffic goes or
-//! weaken security if ignored stops the daemon; a protection that is on by default but not built yet is a
-//! loud warning, because refusing would make the default configuration unusable.
+//! What this build does not do yet, stated at start-up (and at reload). A setting that would change where
+//! traffic goes or weaken security if ignored stops the daemon; a protection that is on by default but not
+//! built yet is a loud warning, because refusing would make the default configuration unusable.
 
 use crate::config::Config;
+use crate::config::schema::IoEngine;
 
 pub struct Unsupported {
     /// Settings that must not be ignored: start-up fails.
@@ -19,18 +20,10 @@ pub fn check(c: &Config) -> Unsupported {
             fatal.push(format!("{what} is not supported by this build yet"));
         }
     };
-    fatal_if(c.ssl.enabled, "ssl.enabled (TLS termination)");
     fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
+    fatal_if(c.server.io == IoEngine::IoUring, "server.io: io_uring");
     fatal_if(c.admin.auth.enabled, "admin.auth.enabled (token authentication)");
     fatal_if(c.admin.cors.enabled, "admin.cors.enabled");
-    fatal_if(
-        !c.proxy.routes.is_empty(),
-        "proxy.routes (request routing; without routes every request goes to the first upstream)",
-    );
-    fatal_if(
-        c.proxy.upstreams.len() > 1,
-        "more than one entry in proxy.upstreams (without routing only the first is used)",
-    );
     fatal_if(
         c.metrics.prometheus.port.is_some(),
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
@@ -61,10 +54,9 @@ pub fn check(c: &Config) -> Unsupported {
             || !c.waf.rate_limiting.per_endpoint_limits.is_empty(),
         "waf.rate_limiting",
     );
-    warn_if(c.proxy.caching.enabled, "proxy.caching");
     warn_if(
-        c.proxy.upstreams.iter().any(|u| u.health_check.enabled),
-        "proxy.upstreams[].health_check",
+        c.proxy.caching.enabled || c.proxy.routes.iter().any(|r| r.cache_ttl.is_some()),
+        "proxy.caching",
     );
     warn_if(c.admin.rate_limiting.enabled, "admin.rate_limiting");
     warn_if(

@@ -1,5 +1,7 @@
-//! The plain-HTTP listener: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one port, a cap on open
-//! connections, and graceful shutdown that lets in-flight requests finish.
+//! The listeners: plain HTTP (HTTP/1.1 and HTTP/2 with prior knowledge, h2c) and TLS (HTTP/1.1 and h2 chosen by
+//! ALPN) on the same code path, a cap on open connections, the PROXY protocol from trusted load balancers,
+//! per-connection enforcement of the deny list when XDP is not in force, and graceful shutdown that lets
+//! in-flight requests finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,13 +10,16 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use super::proxy_protocol::{self, Header};
 use crate::access::{AccessLists, L7Verdict};
-use crate::proxy::{Proxy, RequestContext};
+use crate::proxy::{Connection, Proxy};
 
 /// Connection-level limits from `server`.
 #[derive(Clone, Copy, Debug)]
@@ -23,7 +28,18 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
     pub max_header_size: usize,
     pub shutdown_timeout: Duration,
+    pub proxy_protocol: bool,
 }
+
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    Tls,
+}
+
+/// How long a client may take to send the PROXY header or finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds with a clear error naming the address (the common failures are "in use" and "permission denied").
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -36,6 +52,7 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// open connections to finish their in-flight requests.
 pub async fn serve(
     listener: TcpListener,
+    transport: Transport,
     proxy: Arc<Proxy>,
     lists: Arc<AccessLists>,
     limits: Limits,
@@ -43,27 +60,14 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // Also bounds how long an idle keep-alive connection waits for its next request.
-        .header_read_timeout(limits.keepalive_timeout)
-        .max_buf_size(limits.max_header_size.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
-
+    let builder = Arc::new(http_builder(&limits));
     loop {
         // At the cap, stop accepting: new connections wait in the kernel backlog instead of being served badly.
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = shutdown.changed() => break,
         };
-        let (stream, client) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -75,40 +79,105 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break,
         };
-        // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`; everything downstream (logs,
-        // X-Forwarded-For, address lists) must see the plain IPv4 address.
-        let client = SocketAddr::new(client.ip().to_canonical(), client.port());
-        // Without XDP the deny list is enforced here, before a byte is read: the closest L7 gets to a drop.
-        if lists.l7_verdict(client.ip()) == L7Verdict::Deny {
-            debug!(%client, "connection refused: source on the deny list (L7 enforcement)");
-            continue;
-        }
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!(error = %e, "TCP_NODELAY failed");
-        }
-        let proxy = proxy.clone();
-        let service = service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move {
-                let ctx = RequestContext { client, scheme: "http" };
-                Ok::<_, std::convert::Infallible>(proxy.handle(req, ctx).await)
-            }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let (proxy, lists, builder, watcher) = (proxy.clone(), lists.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%client, error = %e, "connection ended with an error");
+            if let Err(e) = connection(stream, peer, transport, proxy, lists, limits, builder, watcher).await {
+                debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
-    info!("proxy listener closed; draining open connections");
+    info!(?transport, "listener closed; draining open connections");
     tokio::select! {
-        _ = graceful.shutdown() => info!("all connections drained"),
-        _ = tokio::time::sleep(limits.shutdown_timeout) => warn!("shutdown timeout reached; closing remaining connections"),
+        _ = graceful.shutdown() => info!(?transport, "all connections drained"),
+        _ = tokio::time::sleep(limits.shutdown_timeout) => warn!(?transport, "shutdown timeout reached; closing remaining connections"),
     }
+}
+
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        // Also bounds how long an idle keep-alive connection waits for its next request.
+        .header_read_timeout(limits.keepalive_timeout)
+        .max_buf_size(limits.max_header_size.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.keepalive_timeout / 2))
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+    builder
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; bundling these into a struct would only rename them
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    transport: Transport,
+    proxy: Arc<Proxy>,
+    lists: Arc<AccessLists>,
+    limits: Limits,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+) -> anyhow::Result<()> {
+    // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`; everything downstream (logs,
+    // X-Forwarded-For, address lists) must see the plain IPv4 address.
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let _ = stream.set_nodelay(true);
+    let mut client = peer.ip();
+    if limits.proxy_protocol {
+        let runtime = proxy.live().load();
+        if !runtime.trusted_proxies.iter().any(|c| c.contains(&peer.ip())) {
+            anyhow::bail!("PROXY protocol header refused from untrusted peer {peer}");
+        }
+        match proxy_protocol::read_header(&mut stream, HANDSHAKE_TIMEOUT).await? {
+            Header::Proxied { source, .. } => client = source.ip().to_canonical(),
+            Header::Local => {}
+        }
+    }
+    // Without XDP the deny list is enforced here, before a byte of HTTP is read: the closest L7 gets to a drop.
+    if lists.l7_verdict(client) == L7Verdict::Deny {
+        debug!(%client, "connection refused: source on the deny list (L7 enforcement)");
+        return Ok(());
+    }
+    let conn = Connection {
+        peer,
+        client,
+        tls: transport == Transport::Tls,
+    };
+    match transport {
+        Transport::Plain => serve_http(stream, conn, proxy, &builder, watcher).await,
+        Transport::Tls => {
+            let Some(config) = proxy.live().load().tls.as_ref().map(|t| Arc::clone(&t.config)) else {
+                anyhow::bail!("TLS connection on a listener whose configuration has no TLS");
+            };
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream))
+                .await
+                .map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
+            serve_http(tls, conn, proxy, &builder, watcher).await
+        }
+    }
+}
+
+async fn serve_http<IO>(
+    io: IO,
+    conn: Connection,
+    proxy: Arc<Proxy>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+) -> anyhow::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, conn).await) }
+    });
+    let served = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    watcher.watch(served).await.map_err(|e| anyhow::anyhow!("{e}"))
 }

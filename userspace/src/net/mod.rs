@@ -1,6 +1,9 @@
 //! Accepting client connections and serving HTTP on them. Knows sockets, protocols and limits; hands each
 //! request to the proxy pipeline and knows nothing of what happens to it there.
 
+pub mod client_addr;
 mod listener;
+pub mod proxy_protocol;
+pub mod tls;
 
-pub use listener::{Limits, bind, serve};
+pub use listener::{Limits, Transport, bind, serve};

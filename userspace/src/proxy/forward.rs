@@ -1,36 +1,98 @@
-//! Sending a request to an upstream server over a pooled keep-alive connection and relaying the answer.
+//! Sending a request to a server of the route's pool over a pooled keep-alive connection, and relaying the
+//! answer. Idempotent requests are retried on another server when the connection fails or the server does not
+//! answer in time, with a short backoff; a request whose body has already been streamed is never retried —
+//! such bodies are buffered first (up to `MAX_RETRY_BODY`) when the route allows retries.
+//!
+//! Every attempt is tracked on the server from pick to the end of the response body (`InFlight`), which is
+//! what least-connections balancing and `max_connections` see, and its outcome feeds the server's breaker.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Frame, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tracing::debug;
 
-use super::headers::{add_forwarded, strip_hop_by_hop};
-use super::upstream::Server;
-use super::{RequestContext, ResponseBody, local_response};
+use super::headers::{add_forwarded, rewrite, strip_hop_by_hop};
+use super::route::RouteSettings;
+use super::upstream::{Outcome, Server, UpstreamPool};
+use super::{RequestContext, ResponseBody, local_error, websocket};
 
-/// Request body as sent upstream: streamed, never buffered, cut off past `server.max_request_size`.
-type UpstreamBody = Limited<Incoming>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type UpstreamBody = BoxBody<Bytes, BoxError>;
 
 /// Idle connections kept per upstream server; beyond this, finished connections are closed.
 const MAX_IDLE_PER_SERVER: usize = 512;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest body buffered so that an idempotent request can be retried.
+const MAX_RETRY_BODY: u64 = 1024 * 1024;
+const RETRY_BACKOFF: Duration = Duration::from_millis(25);
+
+/// Why a request got no upstream response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardError {
+    NoServer,
+    Timeout,
+    Unreachable,
+    BodyTooLarge(u64),
+}
+
+impl ForwardError {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::NoServer => "no_server",
+            Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
+            Self::BodyTooLarge(_) => "body_too_large",
+        }
+    }
+
+    pub fn response(self, ctx: &RequestContext, upstream: &str) -> Response<ResponseBody> {
+        let (status, message) = match self {
+            Self::NoServer => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no healthy server in upstream `{upstream}`"),
+            ),
+            Self::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("upstream `{upstream}` did not answer in time"),
+            ),
+            Self::Unreachable => (
+                StatusCode::BAD_GATEWAY,
+                format!("upstream `{upstream}` could not be reached"),
+            ),
+            Self::BodyTooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds the limit of {max} bytes"),
+            ),
+        };
+        local_error(status, &message, ctx)
+    }
+}
 
 pub struct Forwarder {
     client: Client<HttpConnector, UpstreamBody>,
-    timeout: Duration,
+}
+
+/// The request body as it can be sent: once (streaming) or any number of times (buffered).
+enum Payload {
+    Stream(Option<Limited<Incoming>>),
+    Buffered(Bytes),
 }
 
 impl Forwarder {
-    /// `timeout` bounds the wait for the response head; `idle` is how long a pooled connection may sit idle.
-    pub fn new(timeout: Duration, idle: Duration) -> Self {
+    /// `idle` is how long a pooled upstream connection may sit idle.
+    pub fn new(idle: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -38,16 +100,18 @@ impl Forwarder {
             .pool_idle_timeout(idle)
             .pool_max_idle_per_host(MAX_IDLE_PER_SERVER)
             .build(connector);
-        Self { client, timeout }
+        Self { client }
     }
 
     pub async fn forward(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         ctx: &RequestContext,
-        server: &Server,
+        route: &RouteSettings,
+        pool: &UpstreamPool,
         max_body: u64,
-    ) -> Response<ResponseBody> {
+    ) -> Result<Response<ResponseBody>, ForwardError> {
+        let upgrade = websocket::is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let host = parts
             .headers
@@ -55,49 +119,121 @@ impl Forwarder {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()));
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        parts.uri = match format!("http://{}{path}", server.authority).parse::<Uri>() {
-            Ok(uri) => uri,
-            Err(_) => return local_response(StatusCode::BAD_REQUEST, "request target is not a valid URI\n"),
-        };
-        // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics).
-        parts.version = Version::HTTP_11;
-        strip_hop_by_hop(&mut parts.headers, false);
-        add_forwarded(&mut parts.headers, ctx.client.ip(), ctx.scheme, host.as_deref());
+        strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
+        add_forwarded(&mut parts.headers, ctx.client, ctx.scheme, host.as_deref());
         if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
             parts.headers.insert(header::HOST, h);
         }
+        parts.headers.insert(super::request_id::HEADER, ctx.request_id.clone());
+        rewrite(&mut parts.headers, &route.request_headers);
+        // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics).
+        parts.version = Version::HTTP_11;
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-        let upstream_req = Request::from_parts(parts, Limited::new(body, limit));
 
-        match tokio::time::timeout(self.timeout, self.client.request(upstream_req)).await {
-            Err(_) => local_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!(
-                    "upstream `{}` ({}) did not answer in time\n",
-                    server.upstream, server.authority
-                ),
-            ),
-            Ok(Err(e)) if caused_by_length_limit(&e) => local_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body exceeds the limit of {max_body} bytes\n"),
-            ),
-            Ok(Err(e)) => {
-                debug!(upstream = server.upstream, server = server.authority, error = %e, "upstream request failed");
-                local_response(
-                    StatusCode::BAD_GATEWAY,
-                    &format!(
-                        "upstream `{}` ({}) could not be reached\n",
-                        server.upstream, server.authority
-                    ),
-                )
+        let attempts = if upgrade.is_none() && is_idempotent(&parts.method) {
+            route.retry_attempts
+        } else {
+            0
+        };
+        let mut payload = if attempts > 0 && body_fits(&parts.headers) {
+            match Limited::new(body, limit).collect().await {
+                Ok(collected) => Payload::Buffered(collected.to_bytes()),
+                Err(e) if e.is::<LengthLimitError>() => return Err(ForwardError::BodyTooLarge(max_body)),
+                Err(_) => return Err(ForwardError::Unreachable),
             }
-            Ok(Ok(resp)) => {
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers, false);
-                Response::from_parts(parts, body.boxed())
+        } else {
+            Payload::Stream(Some(Limited::new(body, limit)))
+        };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+
+        let mut tried = Vec::new();
+        let mut last = ForwardError::NoServer;
+        for attempt in 0..=attempts {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_BACKOFF * (1 << (attempt - 1).min(5))).await;
+            }
+            let Some((index, server)) = pool.pick(ctx.client, &tried) else {
+                break;
+            };
+            tried.push(index);
+            let body: UpstreamBody = match &mut payload {
+                Payload::Buffered(bytes) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
+                Payload::Stream(stream) => match stream.take() {
+                    Some(s) => s.map_err(|e| e as BoxError).boxed(),
+                    None => break,
+                },
+            };
+            let Ok(uri) = format!("http://{}{path}", server.authority).parse::<Uri>() else {
+                return Err(ForwardError::Unreachable);
+            };
+            let mut attempt_parts = parts.clone();
+            attempt_parts.uri = uri;
+            let guard = InFlight::start(Arc::clone(&server));
+            let started = Instant::now();
+            match tokio::time::timeout(
+                route.timeout,
+                self.client.request(Request::from_parts(attempt_parts, body)),
+            )
+            .await
+            {
+                Ok(Ok(resp)) => {
+                    let latency = started.elapsed();
+                    return Ok(match upgrade {
+                        Some(client_side) => websocket::relay(resp, client_side, guard, latency),
+                        None => relay(resp, guard, latency),
+                    });
+                }
+                Ok(Err(e)) if caused_by_length_limit(&e) => {
+                    guard.finish(Outcome::Cancelled, None);
+                    return Err(ForwardError::BodyTooLarge(max_body));
+                }
+                Ok(Err(e)) => {
+                    debug!(upstream = pool.name, server = server.id, error = %e, "upstream request failed");
+                    guard.finish(Outcome::Failure, None);
+                    last = ForwardError::Unreachable;
+                }
+                Err(_) => {
+                    guard.finish(Outcome::Failure, None);
+                    last = ForwardError::Timeout;
+                }
             }
         }
+        Err(last)
+    }
+}
+
+/// Strips hop-by-hop headers from the upstream response and ties the in-flight guard to its body.
+pub(super) fn relay(resp: Response<Incoming>, mut guard: InFlight, latency: Duration) -> Response<ResponseBody> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    guard.set_latency(latency);
+    Response::from_parts(
+        parts,
+        GuardedBody {
+            inner: body,
+            _guard: guard,
+        }
+        .boxed(),
+    )
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Whether the declared body is small enough to buffer for retries (no declared length: only if chunked is
+/// absent, i.e. no body).
+fn body_fits(headers: &http::HeaderMap) -> bool {
+    match headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(len) => len <= MAX_RETRY_BODY,
+        None => !headers.contains_key(header::TRANSFER_ENCODING),
     }
 }
 
@@ -110,4 +246,64 @@ fn caused_by_length_limit(e: &hyper_util::client::legacy::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// A request in flight on a server: counted from pick until the response body ends (or the client goes away).
+pub struct InFlight {
+    server: Arc<Server>,
+    latency: Option<Duration>,
+    done: bool,
+}
+
+impl InFlight {
+    fn start(server: Arc<Server>) -> Self {
+        server.begin();
+        Self {
+            server,
+            latency: None,
+            done: false,
+        }
+    }
+
+    /// Time to the response head, recorded into the server's latency average when the request ends.
+    pub fn set_latency(&mut self, latency: Duration) {
+        self.latency = Some(latency);
+    }
+
+    pub fn finish(mut self, outcome: Outcome, latency: Option<Duration>) {
+        self.done = true;
+        self.server.end(outcome, latency.or(self.latency), Instant::now());
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.done {
+            // The response head arrived, so the server did its part, whatever happened to the body later.
+            self.server.end(Outcome::Success, self.latency, Instant::now());
+        }
+    }
+}
+
+/// A response body that keeps its request counted on the server until it is fully sent or dropped.
+struct GuardedBody {
+    inner: Incoming,
+    _guard: InFlight,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -1,92 +1,268 @@
 //! The request pipeline: what happens to a request between the listener and the upstream.
 //!
-//! Phases, in order (each a function below with its contract):
-//! 1. `admit`   — size limits; may answer the request itself (413).
-//! 2. `route`   — pick the upstream pool (today: the first pool; routing rules come with the routing work).
-//! 3. `forward` — pick a server, rewrite headers (hop-by-hop removed, X-Forwarded-*), send, and relay the
-//!    response; upstream failures become 502/504 answers naming the upstream.
+//! Phases, in order, each a function below with its contract:
+//! 1. `admit`    — size limits; may answer itself (413).
+//! 2. `route`    — choose the route by host, path, method and conditions (404 when none matches); plain HTTP
+//!    on a route with `ssl_redirect` is answered with a redirect to HTTPS.
+//! 3. `rewrite`  — the path (prefix strip/rewrite) and the request headers the route asks for.
+//! 4. `forward`  — pick a server from the route's pool, send, retry idempotent requests on connection
+//!    failures, relay the response; failures become 502/503/504 naming the request id.
+//! 5. `respond`  — response header rewrites, `X-Request-Id`, HSTS on TLS, metrics.
 //!
-//! This module does no socket accepting (see `net`) and no policy I/O: it is handed the client address and the
-//! request and returns a response.
+//! This module accepts no sockets (see `net`) and reads no files: it is handed the connection facts and the
+//! request, and uses the configuration generation current when the request arrived.
 
 mod forward;
 mod headers;
-mod upstream;
+pub mod metrics;
+pub mod request_id;
+pub mod route;
+pub mod runtime;
+pub mod upstream;
+mod websocket;
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::config::Config;
-
-pub use upstream::UpstreamPool;
+use crate::net::client_addr;
+pub use forward::ForwardError;
+use metrics::ProxyMetrics;
+use route::{RequestFacts, RouteSettings};
+pub use runtime::{LiveRuntime, ReloadError, Runtime};
 
 /// Body of every response the proxy returns: relayed upstream bodies and locally generated ones.
 pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
 
-/// Per-request state carried through the phases.
-pub struct RequestContext {
-    pub client: SocketAddr,
-    /// `http` or `https`, for X-Forwarded-Proto.
-    pub scheme: &'static str,
+/// What the listener knows about the connection a request came on.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The client as far as the connection tells (the PROXY protocol source when one was sent).
+    pub client: IpAddr,
+    pub tls: bool,
 }
 
-/// The proxy built from one configuration. Immutable; a reload builds a new one.
+/// Per-request state carried through the phases.
+pub struct RequestContext {
+    pub client: IpAddr,
+    pub scheme: &'static str,
+    pub request_id: HeaderValue,
+}
+
 pub struct Proxy {
-    pool: UpstreamPool,
+    live: Arc<LiveRuntime>,
     forwarder: forward::Forwarder,
-    max_request_size: u64,
+    metrics: Arc<ProxyMetrics>,
 }
 
 impl Proxy {
-    pub fn new(config: &Config) -> Self {
-        let upstream = config.proxy.upstreams.first();
-        let timeout = config.proxy.routes.first().map_or(30, |r| r.timeout);
+    pub fn new(live: Arc<LiveRuntime>, metrics: Arc<ProxyMetrics>) -> Self {
+        let keepalive = std::time::Duration::from_secs(live.load().config.server.keepalive_timeout);
         Self {
-            pool: UpstreamPool::new(upstream),
-            forwarder: forward::Forwarder::new(
-                Duration::from_secs(timeout),
-                Duration::from_secs(config.server.keepalive_timeout),
-            ),
-            max_request_size: config.server.max_request_size.get(),
+            live,
+            forwarder: forward::Forwarder::new(keepalive),
+            metrics,
         }
+    }
+
+    pub fn live(&self) -> &Arc<LiveRuntime> {
+        &self.live
     }
 
     /// Runs the pipeline for one request. Never fails: every error is an HTTP answer.
-    pub async fn handle(&self, req: Request<Incoming>, ctx: RequestContext) -> Response<ResponseBody> {
-        if let Some(answer) = self.admit(&req) {
-            return answer;
-        }
-        let Some(server) = self.pool.pick() else {
-            return local_response(StatusCode::SERVICE_UNAVAILABLE, "no upstream server is available\n");
+    pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let rt = self.live.load();
+        let ctx = RequestContext {
+            client: client_addr::resolve(conn.client, req.headers(), &rt.trusted_proxies),
+            scheme: if conn.tls { "https" } else { "http" },
+            request_id: request_id::from_or_new(req.headers().get(request_id::HEADER)),
         };
-        self.forwarder.forward(req, &ctx, server, self.max_request_size).await
+        let (mut resp, upstream) = self.pipeline(&rt, req, &ctx).await;
+        let h = resp.headers_mut();
+        h.insert(request_id::HEADER, ctx.request_id.clone());
+        if conn.tls
+            && let Some(hsts) = rt.tls.as_ref().and_then(|t| t.hsts.clone())
+        {
+            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+        }
+        self.metrics
+            .observe(upstream.as_deref().unwrap_or("-"), resp.status(), started.elapsed());
+        resp
     }
 
-    /// Refuses requests that declare a body over `server.max_request_size`; bodies without a length are
-    /// limited while streaming by `forward`.
-    fn admit(&self, req: &Request<Incoming>) -> Option<Response<ResponseBody>> {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        match declared {
-            Some(len) if len > self.max_request_size => Some(local_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "request body of {len} bytes exceeds the limit of {} bytes\n",
-                    self.max_request_size
-                ),
-            )),
-            _ => None,
+    async fn pipeline(
+        &self,
+        rt: &Runtime,
+        req: Request<Incoming>,
+        ctx: &RequestContext,
+    ) -> (Response<ResponseBody>, Option<String>) {
+        if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
+            return (answer, None);
         }
+        let host = request_host(&req);
+        let facts = RequestFacts {
+            host: host.as_deref(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            method: req.method(),
+            headers: req.headers(),
+            client: ctx.client,
+        };
+        let Some(route) = rt.routes.find(&facts).cloned() else {
+            return (
+                local_error(StatusCode::NOT_FOUND, "no route matches this request", ctx),
+                None,
+            );
+        };
+        if route.ssl_redirect && ctx.scheme == "http" && rt.tls.is_some() {
+            return (
+                https_redirect(&req, host.as_deref(), rt.config.ssl.port.get(), ctx),
+                Some(route.upstream.clone()),
+            );
+        }
+        let Some(pool) = rt.upstreams.get(&route.upstream) else {
+            return (
+                local_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the route's upstream does not exist",
+                    ctx,
+                ),
+                None,
+            );
+        };
+        let req = rewrite_path(req, &route);
+        let resp = match self
+            .forwarder
+            .forward(req, ctx, &route, pool, rt.max_request_size)
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.metrics.error(e.kind());
+                e.response(ctx, &route.upstream)
+            }
+        };
+        let (mut parts, body) = resp.into_parts();
+        headers::rewrite(&mut parts.headers, &route.response_headers);
+        (Response::from_parts(parts, body), Some(route.upstream.clone()))
     }
+
+    pub fn metrics(&self) -> &Arc<ProxyMetrics> {
+        &self.metrics
+    }
+}
+
+/// Refuses requests that declare a body over `server.max_request_size`; bodies without a length are
+/// limited while streaming by `forward`.
+fn admit(req: &Request<Incoming>, max: u64, ctx: &RequestContext) -> Option<Response<ResponseBody>> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max => Some(local_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body of {len} bytes exceeds the limit of {max} bytes"),
+            ctx,
+        )),
+        _ => None,
+    }
+}
+
+/// The request's host, lower-cased and without port: the Host header, else the URI authority (HTTP/2).
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().host())?;
+    let host = if raw.starts_with('[') {
+        raw.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        raw.rsplit_once(':')
+            .map_or(
+                raw,
+                |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { raw },
+            )
+            .to_owned()
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+fn https_redirect(
+    req: &Request<Incoming>,
+    host: Option<&str>,
+    port: u16,
+    ctx: &RequestContext,
+) -> Response<ResponseBody> {
+    let Some(host) = host else {
+        return local_error(
+            StatusCode::BAD_REQUEST,
+            "HTTPS is required and the request names no host",
+            ctx,
+        );
+    };
+    let authority = if port == 443 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{authority}{target}");
+    let mut resp = local_response(StatusCode::MOVED_PERMANENTLY, &format!("moved to {location}\n"));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Applies the route's `strip_prefix` and `prefix_rewrite` to the request path.
+fn rewrite_path(mut req: Request<Incoming>, route: &RouteSettings) -> Request<Incoming> {
+    let path = req.uri().path();
+    let mut new: Cow<'_, str> = Cow::Borrowed(path);
+    if let Some(prefix) = &route.strip_prefix
+        && let Some(rest) = strip_on_boundary(&new, prefix)
+    {
+        new = Cow::Owned(if rest.starts_with('/') {
+            rest.to_owned()
+        } else {
+            format!("/{rest}")
+        });
+    }
+    if let Some(rw) = &route.prefix_rewrite
+        && let Some(rest) = strip_on_boundary(&new, &rw.from)
+    {
+        new = Cow::Owned(format!("{}{rest}", rw.to));
+    }
+    if new == path {
+        return req;
+    }
+    let target = match req.uri().query() {
+        Some(q) => format!("{new}?{q}"),
+        None => new.into_owned(),
+    };
+    if let Ok(uri) = target.parse::<Uri>() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+/// `path` without `prefix` when the prefix ends at a segment boundary (`/api` strips `/api/x`, not `/apix`).
+fn strip_on_boundary<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?;
+    (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
 /// A small plain-text answer generated by Rampart itself.
@@ -99,7 +275,33 @@ pub fn local_response(status: StatusCode, body: &str) -> Response<ResponseBody> 
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+/// An error page naming the request id, so a user's report can be matched to the log.
+pub fn local_error(status: StatusCode, message: &str, ctx: &RequestContext) -> Response<ResponseBody> {
+    let id = ctx.request_id.to_str().unwrap_or("-");
+    local_response(
+        status,
+        &format!(
+            "{} {}: {message} (request id {id})\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_stripped_only_on_segment_boundaries() {
+        assert_eq!(strip_on_boundary("/api/users", "/api"), Some("/users"));
+        assert_eq!(strip_on_boundary("/api", "/api"), Some(""));
+        assert_eq!(strip_on_boundary("/apix", "/api"), None);
+        assert_eq!(strip_on_boundary("/api/x", "/api/"), Some("x"));
+    }
 }

@@ -10,20 +10,32 @@ use tracing::warn;
 
 use crate::xdp::XdpMaps;
 
+#[derive(Default)]
 pub struct Metrics {
     registry: Registry,
 }
 
 impl Metrics {
-    pub fn new(xdp: Option<Arc<XdpMaps>>) -> Self {
-        let registry = Registry::new();
+    pub fn new() -> Self {
+        Self {
+            registry: Registry::new(),
+        }
+    }
+
+    /// Where other parts register their metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Adds the kernel counters, read from the maps at every scrape.
+    pub fn register_xdp(&self, xdp: Option<Arc<XdpMaps>>) {
+        let registry = &self.registry;
         if let Some(maps) = xdp {
             // Registration fails only on duplicate names, which is a programming error caught by the tests.
             if let Err(e) = registry.register(Box::new(XdpCollector::new(maps))) {
                 warn!(error = %e, "registering XDP metrics failed");
             }
         }
-        Self { registry }
     }
 
     /// The registry in Prometheus text exposition format.

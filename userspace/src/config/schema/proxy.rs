@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::patterns::{HostPattern, HttpMethod, PathPattern};
 use crate::config::types::{ByteSize, Port};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -22,7 +23,8 @@ pub struct ProxyConfig {
 pub struct UpstreamConfig {
     /// Unique name that routes refer to.
     pub name: String,
-    /// How a server is picked. Default `round_robin`.
+    /// How a server is picked: `round_robin`, `least_connections`, `ip_hash`, `weighted_random` or
+    /// `power_of_two_choices`. Default `round_robin`.
     #[serde(default)]
     pub algorithm: Algorithm,
     /// Hash for `ip_hash`. Default `crc32`.
@@ -37,11 +39,16 @@ pub struct UpstreamConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
+    /// Smooth weighted round robin (nginx's).
     #[default]
     RoundRobin,
+    /// Fewest requests in flight relative to weight; respects `max_connections`.
     LeastConnections,
+    /// Consistent hashing of the client address: removing a server moves only its clients.
     IpHash,
     WeightedRandom,
+    /// Two random servers, the one with the lower latency × load wins.
+    PowerOfTwoChoices,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,12 +158,22 @@ pub enum HealthCheckKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
-    /// Host names this route serves (`*.example.com` matches one label); empty matches any host.
+    /// Name for logs and metrics. Default: `route<N>` by position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Host names this route serves (`*.example.com` matches any subdomain); empty matches any host.
     #[serde(default)]
-    pub hosts: Vec<String>,
-    /// Path pattern: exact (`/login`), prefix (`/api/*`), glob or `~regex`. Default `/*` (everything).
+    pub hosts: Vec<HostPattern>,
+    /// Path pattern: exact (`/login`), prefix (`/api/*`), glob (`/static/*.css`, `*` within a segment, `**`
+    /// across segments) or regex (`~^/v[0-9]+/`). Default `/*` (everything).
     #[serde(default = "default_pattern")]
-    pub pattern: String,
+    pub pattern: PathPattern,
+    /// Methods this route serves; empty means all. Default empty.
+    #[serde(default)]
+    pub methods: Vec<HttpMethod>,
+    /// Routes are tried by ascending priority, then in file order. Default 100.
+    #[serde(default = "default_route_priority")]
+    pub priority: i32,
     /// Name of the upstream that serves this route.
     pub upstream: String,
     /// Seconds to wait for the upstream's response. Default 30.
@@ -171,22 +188,45 @@ pub struct RouteConfig {
     /// Redirect plain HTTP to HTTPS. Default false.
     #[serde(default)]
     pub ssl_redirect: bool,
+    /// Changes to the request sent upstream.
     #[serde(default)]
     pub headers: HeaderRewrite,
-    /// Further conditions a request must meet to take this route. Default none.
+    /// Changes to the response sent to the client.
+    #[serde(default)]
+    pub response_headers: HeaderRewrite,
+    /// Remove this prefix from the path before forwarding (`/api` turns `/api/users` into `/users`). Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<String>,
+    /// Replace a leading path prefix before forwarding. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_rewrite: Option<PrefixRewrite>,
+    /// Further conditions. All `required: true` ones must hold; among routes of equal priority, the one with
+    /// more matching `required: false` conditions wins. Default none.
     #[serde(default)]
     pub conditions: Vec<RouteCondition>,
 }
 
-fn default_pattern() -> String {
-    "/*".into()
+fn default_pattern() -> PathPattern {
+    PathPattern::Prefix("/".into())
+}
+
+fn default_route_priority() -> i32 {
+    100
+}
+
+/// `from` → `to` at the start of the path.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixRewrite {
+    pub from: String,
+    pub to: String,
 }
 
 fn default_route_timeout() -> u64 {
     30
 }
 
-/// Header changes applied to the request sent upstream.
+/// Header changes: `set` replaces, `add` appends, `remove` deletes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HeaderRewrite {
@@ -241,6 +281,7 @@ pub enum RouteConditionKind {
     Header,
     Query,
     Method,
+    /// The client address; `value` is a CIDR (operator `in_subnet` or `equals`).
     Ip,
 }
 

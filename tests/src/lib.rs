@@ -4,7 +4,9 @@
 //! Traffic in these tests goes only to 127.0.0.0/8 or to addresses inside the namespaces they create.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is the failure report
 
+pub mod http1;
 pub mod packets;
+pub mod pki;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -500,14 +502,16 @@ pub fn start_rampart(name: &str, config: &str, admin_port: u16) -> Process {
 
 /// Starts the echo upstream on a free loopback port; returns it and its port.
 pub fn start_upstream() -> (Process, u16) {
+    start_named_upstream("echo", 0)
+}
+
+/// Starts an echo upstream that names itself `name` and waits `delay_ms` before each answer.
+pub fn start_named_upstream(name: &str, delay_ms: u64) -> (Process, u16) {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut p = Process::start(
-        &format!("echo-upstream-{port}"),
-        &rampart_bin(),
-        &["echo-upstream", "--listen", &addr],
-        &[],
-    );
+    let delay = delay_ms.to_string();
+    let args = ["echo-upstream", "--listen", &addr, "--name", name, "--delay-ms", &delay];
+    let mut p = Process::start(&format!("upstream-{name}-{port}"), &rampart_bin(), &args, &[]);
     wait_for_port(addr.parse().unwrap(), Duration::from_secs(10), &mut p);
     (p, port)
 }

@@ -43,6 +43,9 @@ enum Command {
         /// Name reported in every response, to tell upstreams apart.
         #[arg(long, default_value = "echo")]
         name: String,
+        /// Wait this long before answering each request (a slow server).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -128,7 +131,13 @@ fn main() -> ExitCode {
         Command::Xdp {
             command: XdpCommand::Status { admin, json },
         } => run_runtime(1, async move { rampart::cli_status::xdp_status(&admin, json).await }),
-        Command::EchoUpstream { listen, name } => run_runtime(1, rampart::echo_upstream::serve(listen, name)),
+        Command::EchoUpstream { listen, name, delay_ms } => {
+            let options = rampart::echo_upstream::EchoOptions {
+                name,
+                delay: std::time::Duration::from_millis(delay_ms),
+            };
+            run_runtime(1, rampart::echo_upstream::serve(listen, options))
+        }
     }
 }
 

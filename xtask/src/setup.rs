@@ -9,8 +9,17 @@ use anyhow::{Context, bail};
 use crate::process::{capture, clean_command, run};
 
 /// Debian packages the build and the tests need. LLVM 22 is what bpf-linker links against; iproute2 and curl
-/// drive the network-namespace integration tests.
-const PACKAGES: &[&str] = &["llvm-22-dev", "libclang-22-dev", "libpolly-22-dev", "iproute2", "curl"];
+/// drive the network-namespace integration tests; openssl makes the TLS tests' certificates and OCSP
+/// responses; h2load (nghttp2-client) drives HTTP/2 multiplexing.
+const PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libclang-22-dev",
+    "libpolly-22-dev",
+    "iproute2",
+    "curl",
+    "openssl",
+    "nghttp2-client",
+];
 
 /// Debian packages only the benchmarks need: trafgen (netsniff-ng) floods, nftables is the baseline drop path,
 /// wrk drives HTTP load, nginx is the reference proxy.

@@ -5,6 +5,7 @@
 mod blocked_ips;
 mod error;
 mod health;
+mod upstreams;
 mod xdp_status;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> 
         .route(health_path, get(health::health))
         .route(metrics_path, get(metrics))
         .route("/admin/xdp/status", get(xdp_status::status))
+        .route("/admin/proxy/upstreams", get(upstreams::list))
         .route("/admin/system/reload-config", axum::routing::post(reload))
         .route(
             "/admin/waf/blocked-ips",

@@ -120,7 +120,7 @@ impl Forwarder {
             .map(str::to_owned)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()));
         strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
-        add_forwarded(&mut parts.headers, ctx.client, ctx.scheme, host.as_deref());
+        add_forwarded(&mut parts.headers, ctx.previous_hop, ctx.scheme, host.as_deref());
         if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
             parts.headers.insert(header::HOST, h);
         }

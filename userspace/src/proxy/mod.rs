@@ -54,7 +54,11 @@ pub struct Connection {
 
 /// Per-request state carried through the phases.
 pub struct RequestContext {
+    /// The client as decisions see it: resolved through trusted proxies' X-Forwarded-For.
     pub client: IpAddr,
+    /// The address this hop received the request from (the TCP peer, or the PROXY protocol source): what
+    /// X-Forwarded-For and `Forwarded` get appended, as every proxy appends its own previous hop.
+    pub previous_hop: IpAddr,
     pub scheme: &'static str,
     pub request_id: HeaderValue,
 }
@@ -85,6 +89,7 @@ impl Proxy {
         let rt = self.live.load();
         let ctx = RequestContext {
             client: client_addr::resolve(conn.client, req.headers(), &rt.trusted_proxies),
+            previous_hop: conn.client,
             scheme: if conn.tls { "https" } else { "http" },
             request_id: request_id::from_or_new(req.headers().get(request_id::HEADER)),
         };

@@ -1,0 +1,163 @@
+//! A throw-away PKI for TLS tests, made with the openssl command line: a CA, leaf certificates for given names,
+//! and OCSP responses for them.
+
+use std::path::{Path, PathBuf};
+
+use crate::must;
+
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca_cert: PathBuf,
+    ca_key: PathBuf,
+}
+
+pub struct Leaf {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Hex serial as openssl prints it.
+    pub serial: String,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ca_key = dir.join("ca.key");
+        let ca_cert = dir.join("ca.crt");
+        must(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                ca_key.to_str().unwrap(),
+                "-out",
+                ca_cert.to_str().unwrap(),
+                "-days",
+                "3",
+                "-subj",
+                "/CN=Rampart Test CA",
+            ],
+        );
+        Self {
+            dir: dir.to_owned(),
+            ca_cert,
+            ca_key,
+        }
+    }
+
+    /// A certificate for `names` (the first is the CN), signed by the CA, in files named after `stem`.
+    pub fn leaf(&self, stem: &str, names: &[&str]) -> Leaf {
+        let key = self.dir.join(format!("{stem}.key"));
+        let csr = self.dir.join(format!("{stem}.csr"));
+        let cert = self.dir.join(format!("{stem}.crt"));
+        let ext = self.dir.join(format!("{stem}.ext"));
+        let sans: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName={}\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:9/\n",
+                sans.join(",")
+            ),
+        )
+        .unwrap();
+        must(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                csr.to_str().unwrap(),
+                "-subj",
+                &format!("/CN={}", names[0]),
+            ],
+        );
+        must(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                csr.to_str().unwrap(),
+                "-CA",
+                self.ca_cert.to_str().unwrap(),
+                "-CAkey",
+                self.ca_key.to_str().unwrap(),
+                "-CAcreateserial",
+                "-out",
+                cert.to_str().unwrap(),
+                "-days",
+                "2",
+                "-extfile",
+                ext.to_str().unwrap(),
+            ],
+        );
+        let serial = must("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"])
+            .trim()
+            .trim_start_matches("serial=")
+            .to_owned();
+        Leaf { cert, key, serial }
+    }
+
+    /// A signed "good" OCSP response (DER) for `leaf`, as a CA's responder would give it.
+    pub fn ocsp_response(&self, leaf: &Leaf, stem: &str) -> PathBuf {
+        let index = self.dir.join(format!("{stem}.index"));
+        std::fs::write(
+            &index,
+            format!("V\t301231000000Z\t\t{}\tunknown\t/CN=test\n", leaf.serial),
+        )
+        .unwrap();
+        let req = self.dir.join(format!("{stem}.ocspreq"));
+        let resp = self.dir.join(format!("{stem}.ocsp"));
+        must(
+            "openssl",
+            &[
+                "ocsp",
+                "-issuer",
+                self.ca_cert.to_str().unwrap(),
+                "-cert",
+                leaf.cert.to_str().unwrap(),
+                "-no_nonce",
+                "-reqout",
+                req.to_str().unwrap(),
+            ],
+        );
+        must(
+            "openssl",
+            &[
+                "ocsp",
+                "-index",
+                index.to_str().unwrap(),
+                "-rsigner",
+                self.ca_cert.to_str().unwrap(),
+                "-rkey",
+                self.ca_key.to_str().unwrap(),
+                "-CA",
+                self.ca_cert.to_str().unwrap(),
+                "-reqin",
+                req.to_str().unwrap(),
+                "-respout",
+                resp.to_str().unwrap(),
+                "-ndays",
+                "1",
+            ],
+        );
+        resp
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,7 +1,8 @@
-//! Sending a request to a server of the route's pool over a pooled keep-alive connection, and relaying the
-//! answer. Idempotent requests are retried on another server when the connection fails or the server does not
-//! answer in time, with a short backoff; a request whose body has already been streamed is never retried —
-//! such bodies are buffered first (up to `MAX_RETRY_BODY`) when the route allows retries.
+//! Sending a request to a server of the route's pool over a pooled keep-alive connection (see
+//! `upstream::conn_pool`), and relaying the answer. Idempotent requests are retried on another server when the
+//! connection fails or the server does not answer in time, with a short backoff; a request whose body has
+//! already been streamed is never retried — such bodies are buffered first (up to `MAX_RETRY_BODY`) when the
+//! route allows retries.
 //!
 //! Every attempt is tracked on the server from pick to the end of the response body (`InFlight`), which is
 //! what least-connections balancing and `max_connections` see, and its outcome feeds the server's breaker.
@@ -14,26 +15,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tracing::debug;
 
 use super::headers::{add_forwarded, rewrite, strip_hop_by_hop};
 use super::route::RouteSettings;
+use super::upstream::conn_pool::{BoxError, Pooled, SendError, UpstreamBody};
 use super::upstream::{Outcome, Server, UpstreamPool};
 use super::{RequestContext, ResponseBody, local_error, websocket};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type UpstreamBody = BoxBody<Bytes, BoxError>;
-
-/// Idle connections kept per upstream server; beyond this, finished connections are closed.
-const MAX_IDLE_PER_SERVER: usize = 512;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest body buffered so that an idempotent request can be retried.
 const MAX_RETRY_BODY: u64 = 1024 * 1024;
 const RETRY_BACKOFF: Duration = Duration::from_millis(25);
@@ -81,7 +74,8 @@ impl ForwardError {
 }
 
 pub struct Forwarder {
-    client: Client<HttpConnector, UpstreamBody>,
+    /// How long a pooled upstream connection may sit idle before it is not reused.
+    idle_timeout: Duration,
 }
 
 /// The request body as it can be sent: once (streaming) or any number of times (buffered).
@@ -91,16 +85,8 @@ enum Payload {
 }
 
 impl Forwarder {
-    /// `idle` is how long a pooled upstream connection may sit idle.
-    pub fn new(idle: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(idle)
-            .pool_max_idle_per_host(MAX_IDLE_PER_SERVER)
-            .build(connector);
-        Self { client }
+    pub fn new(idle_timeout: Duration) -> Self {
+        Self { idle_timeout }
     }
 
     pub async fn forward(
@@ -113,21 +99,34 @@ impl Forwarder {
     ) -> Result<Response<ResponseBody>, ForwardError> {
         let upgrade = websocket::is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        // HTTP/2 requests carry the host in the URI authority; HTTP/1.1 upstreams need it as a header.
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(h) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, h);
+        }
         let host = parts
             .headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+            .map(str::to_owned);
         strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
         add_forwarded(&mut parts.headers, ctx.previous_hop, ctx.scheme, host.as_deref());
-        if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
-            parts.headers.insert(header::HOST, h);
-        }
         parts.headers.insert(super::request_id::HEADER, ctx.request_id.clone());
         rewrite(&mut parts.headers, &route.request_headers);
-        // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics).
+        // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics), and
+        // the request target is sent in origin form.
         parts.version = Version::HTTP_11;
+        parts.uri = Uri::from(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
 
         let attempts = if upgrade.is_none() && is_idempotent(&parts.method) {
@@ -144,7 +143,6 @@ impl Forwarder {
         } else {
             Payload::Stream(Some(Limited::new(body, limit)))
         };
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
 
         let mut tried = Vec::new();
         let mut last = ForwardError::NoServer;
@@ -163,27 +161,28 @@ impl Forwarder {
                     None => break,
                 },
             };
-            let Ok(uri) = format!("http://{}{path}", server.authority).parse::<Uri>() else {
-                return Err(ForwardError::Unreachable);
+            // The last possible attempt takes the parts; earlier ones need them again after a failure.
+            let attempt_parts = if attempt == attempts {
+                std::mem::replace(&mut parts, blank_parts())
+            } else {
+                parts.clone()
             };
-            let mut attempt_parts = parts.clone();
-            attempt_parts.uri = uri;
             let guard = InFlight::start(Arc::clone(&server));
             let started = Instant::now();
-            match tokio::time::timeout(
-                route.timeout,
-                self.client.request(Request::from_parts(attempt_parts, body)),
-            )
-            .await
-            {
-                Ok(Ok(resp)) => {
+            let exchange = server.pool.send(
+                &server.authority,
+                self.idle_timeout,
+                Request::from_parts(attempt_parts, body),
+            );
+            match tokio::time::timeout(route.timeout, exchange).await {
+                Ok(Ok((resp, pooled))) => {
                     let latency = started.elapsed();
                     return Ok(match upgrade {
-                        Some(client_side) => websocket::relay(resp, client_side, guard, latency),
-                        None => relay(resp, guard, latency),
+                        Some(client_side) => websocket::relay(resp, client_side, guard, pooled, latency),
+                        None => relay(resp, guard, pooled, latency),
                     });
                 }
-                Ok(Err(e)) if caused_by_length_limit(&e) => {
+                Ok(Err(SendError::Exchange(e))) if caused_by_length_limit(&e) => {
                     guard.finish(Outcome::Cancelled, None);
                     return Err(ForwardError::BodyTooLarge(max_body));
                 }
@@ -202,19 +201,31 @@ impl Forwarder {
     }
 }
 
-/// Strips hop-by-hop headers from the upstream response and ties the in-flight guard to its body.
-pub(super) fn relay(resp: Response<Incoming>, mut guard: InFlight, latency: Duration) -> Response<ResponseBody> {
+/// Strips hop-by-hop headers from the upstream response and ties the in-flight guard and the connection to its
+/// body: the request ends, and the connection goes back to the pool, when the body has been relayed.
+pub(super) fn relay(
+    resp: Response<Incoming>,
+    mut guard: InFlight,
+    pooled: Pooled,
+    latency: Duration,
+) -> Response<ResponseBody> {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
     guard.set_latency(latency);
-    Response::from_parts(
-        parts,
-        GuardedBody {
-            inner: body,
-            _guard: guard,
-        }
-        .boxed(),
-    )
+    let mut body = GuardedBody {
+        inner: body,
+        guard,
+        pooled: Some(pooled),
+    };
+    if body.inner.is_end_stream() {
+        // An empty body is complete already: hand the connection back now.
+        body.release();
+    }
+    Response::from_parts(parts, body.boxed())
+}
+
+fn blank_parts() -> http::request::Parts {
+    Request::new(()).into_parts().0
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -237,7 +248,7 @@ fn body_fits(headers: &http::HeaderMap) -> bool {
     }
 }
 
-fn caused_by_length_limit(e: &hyper_util::client::legacy::Error) -> bool {
+fn caused_by_length_limit(e: &hyper::Error) -> bool {
     let mut source = e.source();
     while let Some(s) = source {
         if s.is::<LengthLimitError>() {
@@ -285,10 +296,20 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted on the server until it is fully sent or dropped.
+/// A response body that keeps its request counted on the server until it is fully sent or dropped, and
+/// returns the connection to the pool when it ends.
 struct GuardedBody {
     inner: Incoming,
-    _guard: InFlight,
+    guard: InFlight,
+    pooled: Option<Pooled>,
+}
+
+impl GuardedBody {
+    fn release(&mut self) {
+        if let Some(p) = self.pooled.take() {
+            self.guard.server.pool.release(p);
+        }
+    }
 }
 
 impl Body for GuardedBody {
@@ -296,7 +317,15 @@ impl Body for GuardedBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            // A broken body leaves the connection in an unknown state: it must not be reused.
+            Poll::Ready(Some(Err(_))) => self.pooled = None,
+            _ => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,15 +1,27 @@
 //! Proxy metrics: requests by upstream and status, latency by upstream, and errors by kind. Labels are bounded
 //! (upstream names come from configuration, status codes are a small set): no paths or addresses.
+//!
+//! Resolving a labelled child hashes the label values and takes a lock, which on the hot path costs more than
+//! the increment itself; children are therefore resolved once per (upstream, status) and kept.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use http::StatusCode;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 pub struct ProxyMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     errors: IntCounterVec,
+    resolved: RwLock<HashMap<String, Resolved>>,
+}
+
+/// One upstream's children: the histogram, and a counter per status code seen.
+struct Resolved {
+    duration: Histogram,
+    by_status: HashMap<u16, IntCounter>,
 }
 
 impl ProxyMetrics {
@@ -45,12 +57,32 @@ impl ProxyMetrics {
             requests,
             duration,
             errors,
+            resolved: RwLock::new(HashMap::new()),
         })
     }
 
     pub fn observe(&self, upstream: &str, status: StatusCode, took: Duration) {
-        self.requests.with_label_values(&[upstream, status.as_str()]).inc();
-        self.duration.with_label_values(&[upstream]).observe(took.as_secs_f64());
+        let code = status.as_u16();
+        {
+            let resolved = self.resolved.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = resolved.get(upstream)
+                && let Some(counter) = r.by_status.get(&code)
+            {
+                counter.inc();
+                r.duration.observe(took.as_secs_f64());
+                return;
+            }
+        }
+        let mut resolved = self.resolved.write().unwrap_or_else(|p| p.into_inner());
+        let r = resolved.entry(upstream.to_owned()).or_insert_with(|| Resolved {
+            duration: self.duration.with_label_values(&[upstream]),
+            by_status: HashMap::new(),
+        });
+        r.by_status
+            .entry(code)
+            .or_insert_with(|| self.requests.with_label_values(&[upstream, status.as_str()]))
+            .inc();
+        r.duration.observe(took.as_secs_f64());
     }
 
     pub fn error(&self, kind: &str) {

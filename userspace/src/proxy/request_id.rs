@@ -33,7 +33,15 @@ pub fn new() -> HeaderValue {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let hi = splitmix(key ^ n);
     let lo = splitmix(hi ^ key.rotate_left(17) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    HeaderValue::from_str(&format!("{hi:016x}{lo:016x}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    // Hex digits into a fixed buffer: no formatting machinery on the hot path.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    for (i, word) in [hi, lo].into_iter().enumerate() {
+        for k in 0..16 {
+            buf[i * 16 + k] = HEX[((word >> (60 - 4 * k)) & 0xf) as usize];
+        }
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 static KEY: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {

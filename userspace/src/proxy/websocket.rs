@@ -15,6 +15,7 @@ use tracing::debug;
 use super::ResponseBody;
 use super::forward::{InFlight, relay as relay_plain};
 use super::headers::strip_hop_by_hop;
+use super::upstream::conn_pool::Pooled;
 
 /// An HTTP/1.1 upgrade request: `Upgrade` present and `Connection` naming it.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
@@ -33,11 +34,14 @@ pub fn relay(
     mut resp: Response<Incoming>,
     client_side: OnUpgrade,
     mut guard: InFlight,
+    pooled: Pooled,
     latency: Duration,
 ) -> Response<ResponseBody> {
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return relay_plain(resp, guard, latency);
+        return relay_plain(resp, guard, pooled, latency);
     }
+    // The upstream connection now belongs to the tunnel; it never returns to the pool.
+    drop(pooled);
     guard.set_latency(latency);
     let upstream_side = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {

@@ -3,6 +3,7 @@
 //! state (in-flight counts, latency, breaker, health), so a reload never resets what was learned about them.
 
 pub mod balance;
+pub mod conn_pool;
 pub mod health;
 mod server;
 

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::conn_pool::ConnPool;
 use crate::config::schema::ServerEntry;
 
 /// Longest the breaker stays open, however often it reopens.
@@ -61,6 +62,8 @@ pub struct Server {
     pub active: AtomicU32,
     ewma_ns: AtomicU64,
     breaker: Mutex<Breaker>,
+    /// Keep-alive connections to this server.
+    pub pool: ConnPool,
 }
 
 impl Server {
@@ -90,6 +93,7 @@ impl Server {
                 recent_failures: VecDeque::new(),
                 opens: 0,
             }),
+            pool: ConnPool::default(),
         }
     }
 

@@ -12,6 +12,9 @@ pub enum Bench {
     XdpCost,
     /// XDP vs nftables drop cost on a veth flood, and proxy throughput during the flood.
     XdpFlood,
+    /// Proxy throughput and p99 against nginx (plain and TLS, 50 and 256 connections), epoll and io_uring,
+    /// and memory with 10,000 idle keep-alive connections.
+    L7,
 }
 
 pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
@@ -27,6 +30,12 @@ pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
             Command::new("bash")
                 .arg(root.join("benches/xdp/flood.sh"))
                 .env("RAMPART_BIN", &artefacts.rampart),
+        ),
+        Bench::L7 => process::run(
+            Command::new("bash")
+                .arg(root.join("benches/l7/proxy.sh"))
+                .env("RAMPART_BIN", &artefacts.rampart)
+                .env("IO", std::env::var("IO").unwrap_or_else(|_| "both".into())),
         ),
     }
 }

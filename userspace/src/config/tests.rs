@@ -227,3 +227,23 @@ fn top_level_keys_match_the_schema() {
     listed.sort();
     assert_eq!(keys, listed);
 }
+
+#[test]
+fn route_header_rewrites_that_cannot_be_sent_are_errors_naming_the_field() {
+    let found = issues(&format!(
+        "{UPSTREAM}  routes:\n    - pattern: /\n      upstream: app\n      headers:\n        set: {{\"bad name\": x}}\n        remove: [\"\"]\n      response_headers:\n        add: {{x-ok: \"line\\nbreak\"}}\n"
+    ));
+    let paths: Vec<String> = found.iter().map(|f| f.path.to_string()).collect();
+    assert!(
+        paths.iter().any(|p| p == "proxy.routes[0].headers.set.bad name"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p == "proxy.routes[0].headers.remove[0]"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p == "proxy.routes[0].response_headers.add.x-ok"),
+        "{paths:?}"
+    );
+}

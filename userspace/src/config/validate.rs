@@ -132,6 +132,32 @@ fn route_conditions(base: &KeyPath, r: &RouteConfig, out: &mut Vec<Finding>) {
     {
         out.push((base.child_key("strip_prefix"), "must start with /".into()));
     }
+    for (key, rewrite) in [("headers", &r.headers), ("response_headers", &r.response_headers)] {
+        header_rewrite(&base.child_key(key), rewrite, out);
+    }
+}
+
+/// Every header name and value a route adds, sets or removes must be sendable as it is.
+fn header_rewrite(base: &KeyPath, r: &crate::config::schema::HeaderRewrite, out: &mut Vec<Finding>) {
+    let bad_name = |n: &str| http::HeaderName::from_bytes(n.as_bytes()).is_err();
+    for (i, name) in r.remove.iter().enumerate() {
+        if bad_name(name) {
+            out.push((
+                base.child_key("remove").child_index(i),
+                format!("`{name}` is not a valid header name"),
+            ));
+        }
+    }
+    for (key, fields) in [("set", &r.set), ("add", &r.add)] {
+        for (name, value) in fields {
+            let p = base.child_key(key).child_key(name);
+            if bad_name(name) {
+                out.push((p, format!("`{name}` is not a valid header name")));
+            } else if http::HeaderValue::from_str(value).is_err() {
+                out.push((p, format!("the value of `{name}` has characters a header cannot carry")));
+            }
+        }
+    }
 }
 
 fn names_list(names: &HashSet<&str>) -> String {

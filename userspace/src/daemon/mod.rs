@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 use crate::access::{AccessLists, Protected};
 use crate::admin::{self, AdminState, XdpState};
 use crate::config::Config;
+use crate::config::schema::IoEngine;
 use crate::net::{self, Limits, Transport};
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::{LiveRuntime, Proxy};
@@ -102,27 +103,14 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let listener = net::bind(proxy_addr, "proxy").await?;
     info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
-    tasks.spawn(net::serve(
-        listener,
-        Transport::Plain,
-        proxy.clone(),
-        lists.clone(),
-        limits,
-        shutdown_rx.clone(),
-    ));
+    let mut listeners = vec![(listener, Transport::Plain)];
     if config.ssl.enabled {
         let tls_addr = SocketAddr::new(config.server.host, config.ssl.port.get());
         let listener = net::bind(tls_addr, "TLS proxy").await?;
         info!(address = %tls_addr, "TLS proxy listening (HTTP/1.1 and h2 by ALPN)");
-        tasks.spawn(net::serve(
-            listener,
-            Transport::Tls,
-            proxy.clone(),
-            lists.clone(),
-            limits,
-            shutdown_rx.clone(),
-        ));
+        listeners.push((listener, Transport::Tls));
     }
+    IoPlan::choose(&config.server).serve(&mut tasks, listeners, &proxy, &lists, limits, &shutdown_rx)?;
     tasks.spawn(reload_on_signal(live.clone(), shutdown_rx.clone()));
     tasks.spawn(reload_on_change(live.clone(), shutdown_rx.clone()));
 
@@ -244,4 +232,73 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => info!("SIGINT received"),
     }
     Ok(())
+}
+
+/// How the proxy listeners do their socket I/O: tokio's epoll reactor on the main runtime, or io_uring on
+/// worker threads of their own (`server.io`). Without io_uring support the proxy still starts, on epoll, and
+/// says so.
+#[derive(Clone, Copy)]
+enum IoPlan {
+    Epoll,
+    IoUring { workers: usize },
+}
+
+impl IoPlan {
+    fn choose(server: &crate::config::schema::ServerConfig) -> Self {
+        if server.io != IoEngine::IoUring {
+            return Self::Epoll;
+        }
+        match net::uring::available() {
+            Ok(()) => {
+                let workers = match server.workers {
+                    0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                    n => n,
+                };
+                Self::IoUring { workers }
+            }
+            Err(e) => {
+                warn!(error = %e, "server.io is io_uring but this kernel or sandbox refuses io_uring; serving with epoll");
+                Self::Epoll
+            }
+        }
+    }
+
+    fn serve(
+        self,
+        tasks: &mut tokio::task::JoinSet<()>,
+        listeners: Vec<(tokio::net::TcpListener, Transport)>,
+        proxy: &Arc<Proxy>,
+        lists: &Arc<AccessLists>,
+        limits: Limits,
+        shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::Epoll => {
+                for (listener, transport) in listeners {
+                    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+                    tasks.spawn(net::serve(
+                        listener,
+                        transport,
+                        proxy.clone(),
+                        lists.clone(),
+                        limits,
+                        slots,
+                        shutdown.clone(),
+                    ));
+                }
+            }
+            Self::IoUring { workers } => {
+                let sockets = listeners
+                    .into_iter()
+                    .map(|(l, t)| Ok((l.into_std()?, t)))
+                    .collect::<std::io::Result<Vec<_>>>()
+                    .context("handing the listening sockets to io_uring")?;
+                let workers =
+                    net::uring::start(sockets, proxy.clone(), lists.clone(), limits, shutdown.clone(), workers)
+                        .context("starting the io_uring workers")?;
+                tasks.spawn(workers);
+            }
+        }
+        Ok(())
+    }
 }

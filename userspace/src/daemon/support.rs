@@ -3,7 +3,6 @@
 //! built yet is a loud warning, because refusing would make the default configuration unusable.
 
 use crate::config::Config;
-use crate::config::schema::IoEngine;
 
 pub struct Unsupported {
     /// Settings that must not be ignored: start-up fails.
@@ -21,7 +20,6 @@ pub fn check(c: &Config) -> Unsupported {
         }
     };
     fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
-    fatal_if(c.server.io == IoEngine::IoUring, "server.io: io_uring");
     fatal_if(c.admin.auth.enabled, "admin.auth.enabled (token authentication)");
     fatal_if(c.admin.cors.enabled, "admin.cors.enabled");
     fatal_if(

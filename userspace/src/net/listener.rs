@@ -3,6 +3,8 @@
 //! per-connection enforcement of the deny list when XDP is not in force, and graceful shutdown that lets
 //! in-flight requests finish.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,17 +50,37 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the {what}: {e}"))
 }
 
+/// Something that accepts client connections: tokio's listener (epoll), or an io_uring worker's
+/// (`uring::UringListener`). Everything after the accept is the same code for both.
+pub trait Accept {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The next connection, with Nagle's algorithm already off (responses are written whole).
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+}
+
 /// Serves until `shutdown` turns true, then stops accepting and waits up to `limits.shutdown_timeout` for
-/// open connections to finish their in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
+/// open connections to finish their in-flight requests. `slots` caps open connections; listeners that share
+/// one cap (the io_uring workers) share one semaphore.
+#[allow(clippy::too_many_arguments)] // one call per I/O engine; a struct would only rename these
+pub async fn serve<L: Accept>(
+    listener: L,
     transport: Transport,
     proxy: Arc<Proxy>,
     lists: Arc<AccessLists>,
     limits: Limits,
+    slots: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(http_builder(&limits));
     loop {
@@ -113,8 +135,8 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 #[allow(clippy::too_many_arguments)] // one call site; bundling these into a struct would only rename them
-async fn connection(
-    mut stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    mut stream: S,
     peer: SocketAddr,
     transport: Transport,
     proxy: Arc<Proxy>,
@@ -126,7 +148,6 @@ async fn connection(
     // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`; everything downstream (logs,
     // X-Forwarded-For, address lists) must see the plain IPv4 address.
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-    let _ = stream.set_nodelay(true);
     let mut client = peer.ip();
     if limits.proxy_protocol {
         let runtime = proxy.live().load();

@@ -5,5 +5,6 @@ pub mod client_addr;
 mod listener;
 pub mod proxy_protocol;
 pub mod tls;
+pub mod uring;
 
-pub use listener::{Limits, Transport, bind, serve};
+pub use listener::{Accept, Limits, Transport, bind, serve};

@@ -7,23 +7,22 @@
 //! Every attempt is tracked on the server from pick to the end of the response body (`InFlight`), which is
 //! what least-connections balancing and `max_connections` see, and its outcome feeds the server's breaker.
 
-use std::error::Error as _;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use tracing::debug;
 
-use super::headers::{add_forwarded, rewrite, strip_hop_by_hop};
+use super::headers::Forwarding;
 use super::route::RouteSettings;
-use super::upstream::conn_pool::{BoxError, Pooled, SendError, UpstreamBody};
+use super::upstream::conn_pool::{BoxError, UpstreamBody};
+use super::upstream::h1::{self, BodyReader, Conn};
 use super::upstream::{Outcome, Server, UpstreamPool};
 use super::{RequestContext, ResponseBody, local_error, websocket};
 
@@ -108,25 +107,18 @@ impl Forwarder {
         {
             parts.headers.insert(header::HOST, h);
         }
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
-        add_forwarded(&mut parts.headers, ctx.previous_hop, ctx.scheme, host.as_deref());
-        parts.headers.insert(super::request_id::HEADER, ctx.request_id.clone());
-        rewrite(&mut parts.headers, &route.request_headers);
-        // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics), and
-        // the request target is sent in origin form.
-        parts.version = Version::HTTP_11;
-        parts.uri = Uri::from(
-            parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
+        if !route.request_headers.is_empty() {
+            route.request_headers.apply(&mut parts.headers);
+        }
+        let fwd = Forwarding {
+            previous_hop: ctx.previous_hop,
+            scheme: ctx.scheme,
+            request_id: &ctx.request_id,
+            upgrade: upgrade.is_some(),
+            overridden: &route.forwarding_overrides,
+        };
+        // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics);
+        // `h1` writes the request target in origin form.
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
 
         let attempts = if upgrade.is_none() && is_idempotent(&parts.method) {
@@ -146,6 +138,7 @@ impl Forwarder {
 
         let mut tried = Vec::new();
         let mut last = ForwardError::NoServer;
+        let mut out = BytesMut::with_capacity(1024);
         for attempt in 0..=attempts {
             if attempt > 0 {
                 tokio::time::sleep(RETRY_BACKOFF * (1 << (attempt - 1).min(5))).await;
@@ -154,35 +147,20 @@ impl Forwarder {
                 break;
             };
             tried.push(index);
-            let body: UpstreamBody = match &mut payload {
-                Payload::Buffered(bytes) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
-                Payload::Stream(stream) => match stream.take() {
-                    Some(s) => s.map_err(|e| e as BoxError).boxed(),
-                    None => break,
-                },
-            };
-            // The last possible attempt takes the parts; earlier ones need them again after a failure.
-            let attempt_parts = if attempt == attempts {
-                std::mem::replace(&mut parts, blank_parts())
-            } else {
-                parts.clone()
-            };
             let guard = InFlight::start(Arc::clone(&server));
             let started = Instant::now();
-            let exchange = server.pool.send(
-                &server.authority,
-                self.idle_timeout,
-                Request::from_parts(attempt_parts, body),
-            );
+            let exchange = self.exchange(&server, &parts, &fwd, &mut payload, &mut out);
             match tokio::time::timeout(route.timeout, exchange).await {
-                Ok(Ok((resp, pooled))) => {
+                Ok(Ok((head, conn))) => {
                     let latency = started.elapsed();
                     return Ok(match upgrade {
-                        Some(client_side) => websocket::relay(resp, client_side, guard, pooled, latency),
-                        None => relay(resp, guard, pooled, latency),
+                        Some(client_side) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                            websocket::tunnel(head, conn, client_side, guard, latency)
+                        }
+                        _ => relay(head, conn, guard, latency, self.idle_timeout),
                     });
                 }
-                Ok(Err(SendError::Exchange(e))) if caused_by_length_limit(&e) => {
+                Ok(Err(e)) if e.is_length_limit() => {
                     guard.finish(Outcome::Cancelled, None);
                     return Err(ForwardError::BodyTooLarge(max_body));
                 }
@@ -196,36 +174,96 @@ impl Forwarder {
                     last = ForwardError::Timeout;
                 }
             }
+            if matches!(payload, Payload::Stream(None)) {
+                // The body is gone with the failed attempt: nothing is left to retry with.
+                break;
+            }
         }
         Err(last)
     }
+
+    /// One attempt on one server: a pooled connection (or a new one), the request, the response head. A pooled
+    /// connection that turns out to have been closed by the server is replaced by a fresh one once, when the
+    /// request can be sent again — the server never saw it.
+    async fn exchange(
+        &self,
+        server: &Server,
+        parts: &http::request::Parts,
+        fwd: &Forwarding<'_>,
+        payload: &mut Payload,
+        out: &mut BytesMut,
+    ) -> Result<(h1::ResponseHead, Conn), h1::H1Error> {
+        let pooled = server.pool.checkout(self.idle_timeout);
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => Conn::connect(&server.authority).await?,
+        };
+        let Some(body) = payload.body() else {
+            return Err(h1::H1Error::RequestBody(
+                "the request body was consumed by an earlier attempt".into(),
+            ));
+        };
+        match conn.send(parts, fwd, body, out).await {
+            Ok(head) => Ok((head, conn)),
+            Err(e) if reused && e.is_stale_connection() && payload.replayable() => {
+                debug!(
+                    server = server.id,
+                    "pooled connection was closed by the server; sending on a new one"
+                );
+                let mut conn = Conn::connect(&server.authority).await?;
+                let body = payload.body().ok_or(e)?;
+                let head = conn.send(parts, fwd, body, out).await?;
+                Ok((head, conn))
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
-/// Strips hop-by-hop headers from the upstream response and ties the in-flight guard and the connection to its
-/// body: the request ends, and the connection goes back to the pool, when the body has been relayed.
+impl Payload {
+    /// The body for one attempt: a copy of a buffered body, or the stream itself (once).
+    fn body(&mut self) -> Option<UpstreamBody> {
+        match self {
+            Payload::Buffered(bytes) => Some(Full::new(bytes.clone()).map_err(|never| match never {}).boxed()),
+            Payload::Stream(stream) => stream.take().map(|s| s.map_err(|e| e as BoxError).boxed()),
+        }
+    }
+
+    /// Whether the body can be sent again: buffered, or an empty stream that nobody has read from.
+    fn replayable(&self) -> bool {
+        match self {
+            Payload::Buffered(_) => true,
+            Payload::Stream(_) => false,
+        }
+    }
+}
+
+/// Builds the client's response from the upstream's head and ties the in-flight guard and the connection to its
+/// body: the request ends, and the connection goes back to the pool, when the body has been read to its end.
 pub(super) fn relay(
-    resp: Response<Incoming>,
+    head: h1::ResponseHead,
+    conn: Conn,
     mut guard: InFlight,
-    pooled: Pooled,
     latency: Duration,
+    idle_timeout: Duration,
 ) -> Response<ResponseBody> {
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers, false);
     guard.set_latency(latency);
+    let reader = BodyReader::new(conn, &head);
+    let mut resp = Response::new(());
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers;
     let mut body = GuardedBody {
-        inner: body,
+        reader: Some(reader),
         guard,
-        pooled: Some(pooled),
+        idle_timeout,
     };
-    if body.inner.is_end_stream() {
+    if body.reader.as_ref().is_some_and(BodyReader::is_done) {
         // An empty body is complete already: hand the connection back now.
         body.release();
     }
+    let (parts, ()) = resp.into_parts();
     Response::from_parts(parts, body.boxed())
-}
-
-fn blank_parts() -> http::request::Parts {
-    Request::new(()).into_parts().0
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -246,17 +284,6 @@ fn body_fits(headers: &http::HeaderMap) -> bool {
         Some(len) => len <= MAX_RETRY_BODY,
         None => !headers.contains_key(header::TRANSFER_ENCODING),
     }
-}
-
-fn caused_by_length_limit(e: &hyper::Error) -> bool {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if s.is::<LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// A request in flight on a server: counted from pick until the response body ends (or the client goes away).
@@ -299,40 +326,54 @@ impl Drop for InFlight {
 /// A response body that keeps its request counted on the server until it is fully sent or dropped, and
 /// returns the connection to the pool when it ends.
 struct GuardedBody {
-    inner: Incoming,
+    reader: Option<BodyReader>,
     guard: InFlight,
-    pooled: Option<Pooled>,
+    idle_timeout: Duration,
 }
 
 impl GuardedBody {
     fn release(&mut self) {
-        if let Some(p) = self.pooled.take() {
-            self.guard.server.pool.release(p);
+        if let Some(conn) = self.reader.take().and_then(BodyReader::into_reusable) {
+            self.guard.server.pool.checkin(conn, self.idle_timeout);
         }
     }
 }
 
 impl Body for GuardedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
-            // A broken body leaves the connection in an unknown state: it must not be reused.
-            Poll::Ready(Some(Err(_))) => self.pooled = None,
-            _ => {}
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(reader) = self.reader.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(reader.poll_data(cx)) {
+            Some(Ok(data)) => {
+                if reader.is_done() {
+                    self.release();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            None => {
+                self.release();
+                Poll::Ready(None)
+            }
+            Some(Err(e)) => {
+                // A broken body leaves the connection in an unknown state: it is closed, never reused.
+                self.reader = None;
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.reader.as_ref().is_none_or(BodyReader::is_done)
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        match self.reader.as_ref().map_or(Some(0), BodyReader::remaining) {
+            Some(n) => hyper::body::SizeHint::with_exact(n),
+            None => hyper::body::SizeHint::default(),
+        }
     }
 }

@@ -1,90 +1,298 @@
 //! Header rewriting between client and upstream: hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy,
-//! and the upstream learns the client's address, scheme and host through X-Forwarded-*.
+//! the upstream learns the client's address, scheme and host through X-Forwarded-* and `Forwarded`
+//! (RFC 7239), and routes add, set and remove headers on requests and responses.
+//!
+//! The upstream request's header block is written in one pass over the client's headers
+//! (`write_request_headers`): hop-by-hop fields are skipped and the forwarding fields are appended as the
+//! bytes go out, instead of being removed from and inserted into the header map first. That pass was a fifth
+//! of the proxy's user-space CPU per request when done through the map.
 
+use std::net::IpAddr;
+
+use bytes::{BufMut, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that describe one connection, not the message.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
+use crate::config::schema::HeaderRewrite;
 
-/// Removes hop-by-hop headers, including any the Connection header names. `Upgrade` is kept only when
-/// `keep_upgrade` (a WebSocket handshake passes it through).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
+/// Whether a field describes one connection rather than the message (RFC 9110 §7.6.1), so it never crosses
+/// the proxy. `Upgrade` is hop-by-hop except on an upgrade handshake.
+pub fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
+    match name.as_str() {
+        "connection"
+        | "keep-alive"
+        | "proxy-connection"
+        | "proxy-authenticate"
+        | "proxy-authorization"
+        | "te"
+        | "trailer"
+        | "transfer-encoding" => true,
+        "upgrade" => !keep_upgrade,
+        _ => false,
     }
 }
 
-/// Appends the client to X-Forwarded-For and `Forwarded` (RFC 7239), and sets X-Forwarded-Proto and
-/// X-Forwarded-Host.
-pub fn add_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, scheme: &'static str, host: Option<&str>) {
-    let for_node = match client_ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={for_node};proto={scheme}");
-    if let Some(h) = host.filter(|h| {
-        h.bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b';' && b != b',')
-    }) {
-        element.push_str(";host=");
-        element.push_str(h);
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What this hop tells the upstream about the request it forwards.
+pub struct Forwarding<'a> {
+    /// The address this hop received the request from.
+    pub previous_hop: IpAddr,
+    pub scheme: &'static str,
+    pub request_id: &'a HeaderValue,
+    /// An upgrade handshake keeps `Upgrade` and says `Connection: upgrade`.
+    pub upgrade: bool,
+    /// Forwarding fields the route's own rewrite sets or removes: those are sent as the rewrite left them.
+    pub overridden: &'a Overrides,
+}
+
+/// Which forwarding fields a route's request rewrite takes over.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Overrides {
+    pub x_forwarded_for: bool,
+    pub forwarded: bool,
+    pub x_forwarded_proto: bool,
+    pub x_forwarded_host: bool,
+    pub request_id: bool,
+}
+
+/// Writes the header block of the upstream request (without framing fields and the final CRLF): the client's
+/// headers minus hop-by-hop ones and minus the fields named in `Connection`, then X-Forwarded-For and
+/// `Forwarded` with this hop appended, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id.
+pub fn write_request_headers(out: &mut BytesMut, headers: &HeaderMap, fwd: &Forwarding<'_>) {
+    let named = connection_named(headers);
+    let mut prior_xff: Option<&HeaderValue> = None;
+    let mut extra_xff = false;
+    let mut prior_forwarded: Option<&HeaderValue> = None;
+    let mut extra_forwarded = false;
+    let split_cookies = headers.get_all(header::COOKIE).iter().nth(1).is_some();
+    let mut cookies_written = false;
+    let ov = fwd.overridden;
+    for (name, value) in headers {
+        match name.as_str() {
+            // Framing is written by the HTTP/1.1 encoder; the rest describe the client's connection.
+            "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "proxy-authorization"
+            | "proxy-authenticate" => continue,
+            "upgrade" if !fwd.upgrade => continue,
+            "x-forwarded-for" if !ov.x_forwarded_for => {
+                extra_xff |= prior_xff.is_some();
+                prior_xff.get_or_insert(value);
+                continue;
+            }
+            "forwarded" if !ov.forwarded => {
+                extra_forwarded |= prior_forwarded.is_some();
+                prior_forwarded.get_or_insert(value);
+                continue;
+            }
+            "x-forwarded-proto" if !ov.x_forwarded_proto => continue,
+            "x-forwarded-host" if !ov.x_forwarded_host => continue,
+            "x-request-id" if !ov.request_id => continue,
+            // HTTP/2 may split cookies into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+            "cookie" if split_cookies => {
+                if !cookies_written {
+                    cookies_written = true;
+                    out.put_slice(b"cookie: ");
+                    for (i, v) in headers.get_all(header::COOKIE).iter().enumerate() {
+                        if i > 0 {
+                            out.put_slice(b"; ");
+                        }
+                        out.put_slice(v.as_bytes());
+                    }
+                    out.put_slice(b"\r\n");
+                }
+                continue;
+            }
+            _ => {}
+        }
+        // `Connection: upgrade` names Upgrade, which an upgrade handshake must keep.
+        if !named.is_empty()
+            && named.iter().any(|n| n.eq_ignore_ascii_case(name.as_str()))
+            && !(fwd.upgrade && name == header::UPGRADE)
+        {
+            continue;
+        }
+        put_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {element}"),
-        _ => element,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert(header::FORWARDED, v);
+
+    let host = headers.get(header::HOST).filter(|h| !h.is_empty());
+    if !ov.x_forwarded_for {
+        out.put_slice(b"x-forwarded-for: ");
+        if let Some(prior) = prior_xff {
+            put_list(out, headers, &X_FORWARDED_FOR, prior, extra_xff);
+            out.put_slice(b", ");
+        }
+        put_ip(out, fwd.previous_hop);
+        out.put_slice(b"\r\n");
     }
-    let client = client_ip.to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
-        _ => client,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+    if !ov.forwarded {
+        out.put_slice(b"forwarded: ");
+        if let Some(prior) = prior_forwarded {
+            put_list(out, headers, &header::FORWARDED, prior, extra_forwarded);
+            out.put_slice(b", ");
+        }
+        out.put_slice(b"for=");
+        match fwd.previous_hop {
+            IpAddr::V4(_) => put_ip(out, fwd.previous_hop),
+            IpAddr::V6(_) => {
+                out.put_slice(b"\"[");
+                put_ip(out, fwd.previous_hop);
+                out.put_slice(b"]\"");
+            }
+        }
+        out.put_slice(b";proto=");
+        out.put_slice(fwd.scheme.as_bytes());
+        // Only a host that is a valid token goes into `Forwarded`; anything else would need quoting rules that
+        // upstream parsers disagree on.
+        if let Some(h) = host.filter(|h| {
+            h.as_bytes()
+                .iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b';' && b != b',')
+        }) {
+            out.put_slice(b";host=");
+            out.put_slice(h.as_bytes());
+        }
+        out.put_slice(b"\r\n");
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
-    if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert("x-forwarded-host", v);
+    if !ov.x_forwarded_proto {
+        put_field(out, b"x-forwarded-proto", fwd.scheme.as_bytes());
+    }
+    if !ov.x_forwarded_host
+        && let Some(h) = host
+    {
+        put_field(out, b"x-forwarded-host", h.as_bytes());
+    }
+    if !ov.request_id {
+        put_field(out, b"x-request-id", fwd.request_id.as_bytes());
+    }
+    if fwd.upgrade {
+        out.put_slice(b"connection: upgrade\r\n");
     }
 }
 
-/// Applies a route's header changes: remove, then set (replace), then add (append).
-pub fn rewrite(headers: &mut HeaderMap, changes: &crate::config::schema::HeaderRewrite) {
-    for name in &changes.remove {
-        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-            headers.remove(n);
+/// Field names listed in the `Connection` header(s), which are hop-by-hop too.
+fn connection_named(headers: &HeaderMap) -> Vec<&str> {
+    let mut named = Vec::new();
+    for v in headers.get_all(header::CONNECTION) {
+        for token in v.to_str().unwrap_or("").split(',').map(str::trim) {
+            if !token.is_empty() && !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive") {
+                named.push(token);
+            }
         }
     }
-    for (name, value) in &changes.set {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            headers.insert(n, v);
+    named
+}
+
+/// A list-valued field as one line: the first value, or every value joined when the client sent several.
+fn put_list(out: &mut BytesMut, headers: &HeaderMap, name: &HeaderName, first: &HeaderValue, several: bool) {
+    if !several {
+        out.put_slice(first.as_bytes());
+        return;
+    }
+    for (i, v) in headers.get_all(name).iter().enumerate() {
+        if i > 0 {
+            out.put_slice(b", ");
+        }
+        out.put_slice(v.as_bytes());
+    }
+}
+
+pub fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// The address in its usual text form; IPv4, by far the common case, without the formatting machinery.
+fn put_ip(out: &mut BytesMut, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b'.');
+                }
+                if octet >= 100 {
+                    out.put_u8(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.put_u8(b'0' + octet / 10 % 10);
+                }
+                out.put_u8(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
         }
     }
-    for (name, value) in &changes.add {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            headers.append(n, v);
+}
+
+/// A route's header changes, compiled once when the route table is built.
+#[derive(Debug, Default)]
+pub struct Rewrite {
+    remove: Vec<HeaderName>,
+    set: Vec<(HeaderName, HeaderValue)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Rewrite {
+    /// Names and values were checked by `config::validate`; anything still invalid is skipped.
+    pub fn compile(changes: &HeaderRewrite) -> Self {
+        let pair = |(n, v): (&String, &String)| {
+            Some((
+                HeaderName::from_bytes(n.as_bytes()).ok()?,
+                HeaderValue::from_str(v).ok()?,
+            ))
+        };
+        Self {
+            remove: changes
+                .remove
+                .iter()
+                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                .collect(),
+            set: changes.set.iter().filter_map(pair).collect(),
+            add: changes.add.iter().filter_map(pair).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+
+    /// Whether the rewrite sets or removes `name` (so this hop must not generate its own value for it).
+    pub fn touches(&self, name: &HeaderName) -> bool {
+        self.remove.contains(name) || self.set.iter().chain(&self.add).any(|(n, _)| n == name)
+    }
+
+    /// Which forwarding fields this rewrite takes over.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            x_forwarded_for: self.touches(&X_FORWARDED_FOR),
+            forwarded: self.touches(&header::FORWARDED),
+            x_forwarded_proto: self.touches(&X_FORWARDED_PROTO),
+            x_forwarded_host: self.touches(&X_FORWARDED_HOST),
+            request_id: self.touches(&super::request_id::HEADER),
+        }
+    }
+
+    /// Remove, then set (replace), then add (append).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
         }
     }
 }
@@ -93,31 +301,117 @@ pub fn rewrite(headers: &mut HeaderMap, changes: &crate::config::schema::HeaderR
 mod tests {
     use super::*;
 
+    fn written(headers: &HeaderMap, client: &str, overridden: &Overrides) -> String {
+        let id = HeaderValue::from_static("req-1");
+        let fwd = Forwarding {
+            previous_hop: client.parse().expect("valid address"),
+            scheme: "http",
+            request_id: &id,
+            upgrade: false,
+            overridden,
+        };
+        let mut out = BytesMut::new();
+        write_request_headers(&mut out, headers, &fwd);
+        String::from_utf8(out.to_vec()).expect("ASCII")
+    }
+
     #[test]
-    fn connection_named_headers_and_hop_by_hop_are_removed() {
+    fn connection_named_headers_and_hop_by_hop_are_not_forwarded() {
         let mut h = HeaderMap::new();
         h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h, false);
-        assert!(h.get("x-secret").is_none() && h.get(header::CONNECTION).is_none());
-        assert!(h.get(header::TRANSFER_ENCODING).is_none());
-        assert!(h.get("x-keep").is_some());
+        let out = written(&h, "192.0.2.9", &Overrides::default());
+        for gone in [
+            "connection:",
+            "x-secret",
+            "transfer-encoding",
+            "keep-alive",
+            "te:",
+            "upgrade",
+        ] {
+            assert!(!out.contains(gone), "{gone} was forwarded:\n{out}");
+        }
+        assert!(out.contains("x-keep: 1\r\n"));
     }
 
     #[test]
-    fn forwarded_for_is_appended() {
+    fn this_hop_is_appended_to_forwarded_for_and_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("example.com"));
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.2"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("spoofed"));
+        h.insert("x-request-id", HeaderValue::from_static("spoofed"));
+        let out = written(&h, "192.0.2.9", &Overrides::default());
+        assert!(
+            out.contains("x-forwarded-for: 198.51.100.1, 198.51.100.2, 192.0.2.9\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("x-forwarded-proto: http\r\n"), "{out}");
+        assert!(out.contains("x-forwarded-host: example.com\r\n"), "{out}");
+        assert!(
+            out.contains("forwarded: for=192.0.2.9;proto=http;host=example.com\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("x-request-id: req-1\r\n"), "{out}");
+        assert!(!out.contains("spoofed"), "{out}");
+        let v6 = written(&HeaderMap::new(), "2001:db8::1", &Overrides::default());
+        assert!(v6.contains("forwarded: for=\"[2001:db8::1]\";proto=http\r\n"), "{v6}");
+        assert!(v6.contains("x-forwarded-for: 2001:db8::1\r\n"), "{v6}");
+    }
+
+    #[test]
+    fn an_upgrade_handshake_keeps_upgrade_and_says_connection_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        let id = HeaderValue::from_static("req-1");
+        let overridden = Overrides::default();
+        let fwd = Forwarding {
+            previous_hop: "192.0.2.9".parse().expect("valid"),
+            scheme: "http",
+            request_id: &id,
+            upgrade: true,
+            overridden: &overridden,
+        };
+        let mut out = BytesMut::new();
+        write_request_headers(&mut out, &h, &fwd);
+        let out = String::from_utf8(out.to_vec()).expect("ASCII");
+        assert!(out.contains("upgrade: websocket\r\n"), "{out}");
+        assert!(out.contains("connection: upgrade\r\n"), "{out}");
+        assert!(
+            !out.contains("Upgrade\r\n"),
+            "the client's own Connection field is not passed on: {out}"
+        );
+    }
+
+    #[test]
+    fn ipv4_addresses_are_written_like_display() {
+        for ip in ["0.0.0.0", "1.2.3.4", "10.200.30.255", "100.9.99.1"] {
+            let mut out = BytesMut::new();
+            put_ip(&mut out, ip.parse().expect("valid"));
+            assert_eq!(&out[..], ip.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_route_that_sets_a_forwarding_field_keeps_its_own_value() {
+        let changes = HeaderRewrite {
+            set: [("x-forwarded-for".to_string(), "fixed".to_string())].into(),
+            ..HeaderRewrite::default()
+        };
+        let rewrite = Rewrite::compile(&changes);
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
-        add_forwarded(&mut h, "192.0.2.9".parse().expect("valid"), "http", Some("example.com"));
-        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 192.0.2.9");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "example.com");
-        assert_eq!(h["forwarded"], "for=192.0.2.9;proto=http;host=example.com");
-        let mut v6 = HeaderMap::new();
-        add_forwarded(&mut v6, "2001:db8::1".parse().expect("valid"), "https", None);
-        assert_eq!(v6["forwarded"], "for=\"[2001:db8::1]\";proto=https");
+        rewrite.apply(&mut h);
+        let out = written(&h, "192.0.2.9", &rewrite.overrides());
+        assert!(out.contains("x-forwarded-for: fixed\r\n"), "{out}");
+        assert!(!out.contains("192.0.2.9, "), "{out}");
     }
 
     #[test]
@@ -125,12 +419,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-old", HeaderValue::from_static("1"));
         h.insert("x-set", HeaderValue::from_static("before"));
-        let changes = crate::config::schema::HeaderRewrite {
+        let changes = HeaderRewrite {
             add: [("x-add".to_string(), "a".to_string())].into(),
             set: [("x-set".to_string(), "after".to_string())].into(),
             remove: vec!["x-old".into()],
         };
-        rewrite(&mut h, &changes);
+        Rewrite::compile(&changes).apply(&mut h);
         assert!(h.get("x-old").is_none());
         assert_eq!(h["x-set"], "after");
         assert_eq!(h["x-add"], "a");

@@ -2,9 +2,9 @@
 //! (upstream names come from configuration, status codes are a small set): no paths or addresses.
 //!
 //! Resolving a labelled child hashes the label values and takes a lock, which on the hot path costs more than
-//! the increment itself; children are therefore resolved once per (upstream, status) and kept.
+//! the increment itself; children are therefore resolved once per (upstream, status) and kept, in short lists
+//! scanned linearly (upstreams and status codes seen are few, and hashing them cost more than the scan).
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -15,13 +15,13 @@ pub struct ProxyMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     errors: IntCounterVec,
-    resolved: RwLock<HashMap<String, Resolved>>,
+    resolved: RwLock<Vec<(Box<str>, Resolved)>>,
 }
 
 /// One upstream's children: the histogram, and a counter per status code seen.
 struct Resolved {
     duration: Histogram,
-    by_status: HashMap<u16, IntCounter>,
+    by_status: Vec<(u16, IntCounter)>,
 }
 
 impl ProxyMetrics {
@@ -57,7 +57,7 @@ impl ProxyMetrics {
             requests,
             duration,
             errors,
-            resolved: RwLock::new(HashMap::new()),
+            resolved: RwLock::new(Vec::new()),
         })
     }
 
@@ -65,8 +65,8 @@ impl ProxyMetrics {
         let code = status.as_u16();
         {
             let resolved = self.resolved.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(r) = resolved.get(upstream)
-                && let Some(counter) = r.by_status.get(&code)
+            if let Some((_, r)) = resolved.iter().find(|(name, _)| &**name == upstream)
+                && let Some(counter) = r.by_status.iter().find(|(c, _)| *c == code).map(|(_, counter)| counter)
             {
                 counter.inc();
                 r.duration.observe(took.as_secs_f64());
@@ -74,14 +74,30 @@ impl ProxyMetrics {
             }
         }
         let mut resolved = self.resolved.write().unwrap_or_else(|p| p.into_inner());
-        let r = resolved.entry(upstream.to_owned()).or_insert_with(|| Resolved {
-            duration: self.duration.with_label_values(&[upstream]),
-            by_status: HashMap::new(),
-        });
-        r.by_status
-            .entry(code)
-            .or_insert_with(|| self.requests.with_label_values(&[upstream, status.as_str()]))
-            .inc();
+        let index = match resolved.iter().position(|(name, _)| &**name == upstream) {
+            Some(i) => i,
+            None => {
+                let duration = self.duration.with_label_values(&[upstream]);
+                resolved.push((
+                    upstream.into(),
+                    Resolved {
+                        duration,
+                        by_status: Vec::new(),
+                    },
+                ));
+                resolved.len() - 1
+            }
+        };
+        let r = &mut resolved[index].1;
+        let counter = match r.by_status.iter().position(|(c, _)| *c == code) {
+            Some(i) => &r.by_status[i].1,
+            None => {
+                r.by_status
+                    .push((code, self.requests.with_label_values(&[upstream, status.as_str()])));
+                &r.by_status[r.by_status.len() - 1].1
+            }
+        };
+        counter.inc();
         r.duration.observe(took.as_secs_f64());
     }
 

@@ -40,7 +40,7 @@ use route::{RequestFacts, RouteSettings};
 pub use runtime::{LiveRuntime, ReloadError, Runtime};
 
 /// Body of every response the proxy returns: relayed upstream bodies and locally generated ones.
-pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
+pub type ResponseBody = BoxBody<Bytes, upstream::conn_pool::BoxError>;
 
 /// What the listener knows about the connection a request came on.
 #[derive(Clone, Copy, Debug)]
@@ -91,7 +91,7 @@ impl Proxy {
             client: client_addr::resolve(conn.client, req.headers(), &rt.trusted_proxies),
             previous_hop: conn.client,
             scheme: if conn.tls { "https" } else { "http" },
-            request_id: request_id::from_or_new(req.headers().get(request_id::HEADER)),
+            request_id: request_id::from_or_new(req.headers().get(&request_id::HEADER)),
         };
         let (mut resp, upstream) = self.pipeline(&rt, req, &ctx).await;
         let h = resp.headers_mut();
@@ -111,7 +111,7 @@ impl Proxy {
         rt: &Runtime,
         req: Request<Incoming>,
         ctx: &RequestContext,
-    ) -> (Response<ResponseBody>, Option<String>) {
+    ) -> (Response<ResponseBody>, Option<Arc<str>>) {
         if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
             return (answer, None);
         }
@@ -158,9 +158,11 @@ impl Proxy {
                 e.response(ctx, &route.upstream)
             }
         };
-        let (mut parts, body) = resp.into_parts();
-        headers::rewrite(&mut parts.headers, &route.response_headers);
-        (Response::from_parts(parts, body), Some(route.upstream.clone()))
+        let mut resp = resp;
+        if !route.response_headers.is_empty() {
+            route.response_headers.apply(resp.headers_mut());
+        }
+        (resp, Some(route.upstream.clone()))
     }
 
     pub fn metrics(&self) -> &Arc<ProxyMetrics> {
@@ -187,23 +189,26 @@ fn admit(req: &Request<Incoming>, max: u64, ctx: &RequestContext) -> Option<Resp
 }
 
 /// The request's host, lower-cased and without port: the Host header, else the URI authority (HTTP/2).
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+/// Borrowed when it is already lower case, as nearly every host is.
+fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = req
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().host())?;
     let host = if raw.starts_with('[') {
-        raw.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+        raw.find(']').map_or(raw, |end| &raw[..=end])
     } else {
-        raw.rsplit_once(':')
-            .map_or(
-                raw,
-                |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { raw },
-            )
-            .to_owned()
+        match raw.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => raw,
+        }
     };
-    Some(host.to_ascii_lowercase())
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 fn https_redirect(
@@ -301,6 +306,23 @@ pub fn local_error(status: StatusCode, message: &str, ctx: &RequestContext) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_loses_its_port_and_case_and_falls_back_to_the_authority() {
+        let host = |h: &str| {
+            let req = Request::builder().header(header::HOST, h).body(()).expect("request");
+            request_host(&req).map(Cow::into_owned)
+        };
+        assert_eq!(host("Example.COM:8080").as_deref(), Some("example.com"));
+        assert_eq!(host("example.com").as_deref(), Some("example.com"));
+        assert_eq!(host("[2001:DB8::1]:443").as_deref(), Some("[2001:db8::1]"));
+        assert_eq!(host("example.com:x").as_deref(), Some("example.com:x"));
+        let h2 = Request::builder()
+            .uri("https://Api.Example.com/x")
+            .body(())
+            .expect("request");
+        assert_eq!(request_host(&h2).as_deref(), Some("api.example.com"));
+    }
 
     #[test]
     fn prefixes_are_stripped_only_on_segment_boundaries() {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderValue;
 
-pub const HEADER: &str = "x-request-id";
+pub const HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
 
 /// The incoming id when acceptable, else a fresh one.

@@ -12,9 +12,10 @@ use std::time::Duration;
 use http::{HeaderMap, Method};
 use regex::Regex;
 
+use super::headers::{Overrides, Rewrite};
 use crate::config::Config;
 use crate::config::patterns::{HostPattern, PathPattern};
-use crate::config::schema::{HeaderRewrite, MatchOperator, PrefixRewrite, RouteConditionKind};
+use crate::config::schema::{MatchOperator, PrefixRewrite, RouteConditionKind};
 use crate::config::types::Cidr;
 
 /// What a request looks like to the router.
@@ -32,12 +33,14 @@ pub struct RequestFacts<'a> {
 #[derive(Debug)]
 pub struct RouteSettings {
     pub name: String,
-    pub upstream: String,
+    pub upstream: Arc<str>,
     pub timeout: Duration,
     pub retry_attempts: u32,
     pub ssl_redirect: bool,
-    pub request_headers: HeaderRewrite,
-    pub response_headers: HeaderRewrite,
+    pub request_headers: Rewrite,
+    pub response_headers: Rewrite,
+    /// Forwarding fields that `request_headers` takes over from this hop.
+    pub forwarding_overrides: Overrides,
     pub strip_prefix: Option<String>,
     pub prefix_rewrite: Option<PrefixRewrite>,
 }
@@ -152,12 +155,13 @@ impl RouteTable {
                     optional: optional.into_iter().filter_map(compile_condition).collect(),
                     settings: Arc::new(RouteSettings {
                         name: r.name.clone().unwrap_or_else(|| format!("route{i}")),
-                        upstream: r.upstream.clone(),
+                        upstream: Arc::from(r.upstream.as_str()),
                         timeout: Duration::from_secs(r.timeout),
                         retry_attempts: r.retry_attempts,
                         ssl_redirect: r.ssl_redirect,
-                        request_headers: r.headers.clone(),
-                        response_headers: r.response_headers.clone(),
+                        request_headers: Rewrite::compile(&r.headers),
+                        response_headers: Rewrite::compile(&r.response_headers),
+                        forwarding_overrides: Rewrite::compile(&r.headers).overrides(),
                         strip_prefix: r.strip_prefix.clone(),
                         prefix_rewrite: r.prefix_rewrite.clone(),
                     }),
@@ -176,12 +180,13 @@ impl RouteTable {
                 optional: Vec::new(),
                 settings: Arc::new(RouteSettings {
                     name: "default".into(),
-                    upstream: first.name.clone(),
+                    upstream: Arc::from(first.name.as_str()),
                     timeout: Duration::from_secs(30),
                     retry_attempts: 0,
                     ssl_redirect: false,
-                    request_headers: HeaderRewrite::default(),
-                    response_headers: HeaderRewrite::default(),
+                    request_headers: Rewrite::default(),
+                    response_headers: Rewrite::default(),
+                    forwarding_overrides: Overrides::default(),
                     strip_prefix: None,
                     prefix_rewrite: None,
                 }),
@@ -276,7 +281,7 @@ mod tests {
             headers: &h,
             client: ip.parse().expect("ip"),
         };
-        t.find(&facts).map(|s| s.upstream.as_str())
+        t.find(&facts).map(|s| &*s.upstream)
     }
 
     #[test]

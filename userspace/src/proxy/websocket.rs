@@ -5,17 +5,16 @@
 use std::time::Duration;
 
 use http::header::{self, HeaderMap};
-use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 use super::ResponseBody;
-use super::forward::{InFlight, relay as relay_plain};
-use super::headers::strip_hop_by_hop;
-use super::upstream::conn_pool::Pooled;
+use super::forward::InFlight;
+use super::upstream::h1::{Conn, ResponseHead};
 
 /// An HTTP/1.1 upgrade request: `Upgrade` present and `Connection` naming it.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
@@ -30,33 +29,38 @@ fn connection_has_upgrade(h: &HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-pub fn relay(
-    mut resp: Response<Incoming>,
+/// Answers the client's handshake with the server's `101` and, once hyper hands over the client's connection,
+/// copies bytes both ways between it and the server's socket (starting with any the server sent early).
+pub fn tunnel(
+    head: ResponseHead,
+    conn: Conn,
     client_side: OnUpgrade,
     mut guard: InFlight,
-    pooled: Pooled,
     latency: Duration,
 ) -> Response<ResponseBody> {
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return relay_plain(resp, guard, pooled, latency);
-    }
-    // The upstream connection now belongs to the tunnel; it never returns to the pool.
-    drop(pooled);
     guard.set_latency(latency);
-    let upstream_side = hyper::upgrade::on(&mut resp);
+    let (mut upstream, early) = conn.into_parts();
     tokio::spawn(async move {
-        match tokio::join!(client_side, upstream_side) {
-            (Ok(client), Ok(upstream)) => {
-                let (mut c, mut u) = (TokioIo::new(client), TokioIo::new(upstream));
-                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+        match client_side.await {
+            Ok(client) => {
+                let mut client = TokioIo::new(client);
+                let copied = async {
+                    client.write_all(&early).await?;
+                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                };
+                if let Err(e) = copied.await {
                     debug!(error = %e, "upgraded connection ended");
                 }
             }
-            (c, u) => debug!(client = c.is_ok(), upstream = u.is_ok(), "upgrade did not complete"),
+            Err(e) => debug!(error = %e, "the client's side of the upgrade did not complete"),
         }
         drop(guard);
     });
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers, true);
-    Response::from_parts(parts, body.boxed())
+    let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers;
+    // Connection is hop-by-hop and was removed from the server's answer; this hop's client needs its own.
+    resp.headers_mut()
+        .insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+    resp
 }

@@ -1,94 +1,62 @@
 //! Keep-alive connections to one upstream server. A connection is taken for one request and comes back only
-//! when that request's response body has been relayed to the end (`Pooled::release`); a connection whose
-//! response was abandoned is dropped, and hyper closes it, because its state on the wire is unknown.
-//! Idle connections are bounded in number and age.
+//! when that request's response body has been read to exactly its end (`h1::BodyReader::into_reusable`); one
+//! whose response was abandoned or broken is closed, because its state on the wire is unknown.
+//!
+//! Idle connections are bounded in number and age. The most recently returned connection is lent first (it is
+//! the least likely to have been closed by the server), and each is checked for a close or stray bytes before
+//! it is lent, at no cost while it is healthy.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
 use http_body_util::combinators::BoxBody;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tracing::debug;
+
+use super::h1::Conn;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per server; more are closed when they come back.
 const MAX_IDLE: usize = 512;
-/// How long a returned connection may wait to be ready before it is given up.
-const READY_WAIT: Duration = Duration::from_millis(100);
 
-/// Why no response came back from the server.
-#[derive(Debug)]
-pub enum SendError {
-    /// No connection could be made: nothing reached the server.
-    Connect(std::io::Error),
-    /// The exchange failed after the request started.
-    Exchange(hyper::Error),
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Connect(e) => write!(f, "connect: {e}"),
-            Self::Exchange(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ConnPool {
-    idle: Mutex<Vec<(SendRequest<UpstreamBody>, Instant)>>,
+    /// Oldest at the front.
+    idle: Mutex<VecDeque<(Conn, Instant)>>,
 }
 
-/// A connection lent out for one request.
-pub struct Pooled {
-    sender: SendRequest<UpstreamBody>,
+impl std::fmt::Debug for ConnPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnPool").field("idle", &self.idle()).finish()
+    }
 }
 
 impl ConnPool {
-    /// Sends `req` to `authority` over an idle connection, or a new one.
-    pub async fn send(
-        &self,
-        authority: &str,
-        idle_timeout: Duration,
-        req: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, Pooled), SendError> {
-        let mut sender = match self.checkout(idle_timeout).await {
-            Some(s) => s,
-            None => connect(authority).await?,
-        };
-        let resp = sender.send_request(req).await.map_err(SendError::Exchange)?;
-        Ok((resp, Pooled { sender }))
-    }
-
-    async fn checkout(&self, idle_timeout: Duration) -> Option<SendRequest<UpstreamBody>> {
-        loop {
-            let (mut sender, since) = self.lock().pop()?;
-            if sender.is_closed() || since.elapsed() > idle_timeout {
-                continue;
-            }
-            match tokio::time::timeout(READY_WAIT, sender.ready()).await {
-                Ok(Ok(())) => return Some(sender),
-                _ => continue,
-            }
-        }
-    }
-
-    /// Takes back a connection whose response was relayed completely.
-    pub fn release(&self, pooled: Pooled) {
-        if pooled.sender.is_closed() {
-            return;
-        }
+    /// An idle connection younger than `idle_timeout` that the server has not closed, if there is one.
+    pub fn checkout(&self, idle_timeout: Duration) -> Option<Conn> {
         let mut idle = self.lock();
+        while let Some((mut conn, since)) = idle.pop_back() {
+            if since.elapsed() <= idle_timeout && conn.is_usable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Takes back a connection whose response ended cleanly; expired ones are closed on the way.
+    pub fn checkin(&self, conn: Conn, idle_timeout: Duration) {
+        let now = Instant::now();
+        let mut idle = self.lock();
+        while idle
+            .front()
+            .is_some_and(|(_, since)| now.duration_since(*since) > idle_timeout)
+        {
+            idle.pop_front();
+        }
         if idle.len() < MAX_IDLE {
-            idle.push((pooled.sender, Instant::now()));
+            idle.push_back((conn, now));
         }
     }
 
@@ -96,32 +64,63 @@ impl ConnPool {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SendRequest<UpstreamBody>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Conn, Instant)>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-async fn connect(authority: &str) -> Result<SendRequest<UpstreamBody>, SendError> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(SendError::Connect(e)),
-        Err(_) => {
-            return Err(SendError::Connect(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connect timed out",
-            )));
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(SendError::Exchange)?;
-    tokio::spawn(async move {
-        // Upgrades (WebSocket) take the connection over; otherwise it serves requests until closed.
-        if let Err(e) = conn.with_upgrades().await {
-            debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_not_lent_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let pool = ConnPool::default();
+        let live = Conn::connect(&addr).await.expect("connect");
+        let (_kept, _) = listener.accept().await.expect("accept");
+        let doomed = Conn::connect(&addr).await.expect("connect");
+        let (closed, _) = listener.accept().await.expect("accept");
+        pool.checkin(live, Duration::from_secs(60));
+        pool.checkin(doomed, Duration::from_secs(60));
+        drop(closed);
+        // Let the reactor see the FIN.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            pool.checkout(Duration::from_secs(60)).is_some(),
+            "the live connection is lent"
+        );
+        assert!(
+            pool.checkout(Duration::from_secs(60)).is_none(),
+            "the closed one was not"
+        );
+    }
+
+    #[tokio::test]
+    async fn stray_bytes_and_age_retire_idle_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let pool = ConnPool::default();
+        let chatty = Conn::connect(&addr).await.expect("connect");
+        let (mut server_side, _) = listener.accept().await.expect("accept");
+        pool.checkin(chatty, Duration::from_secs(60));
+        server_side.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            pool.checkout(Duration::from_secs(60)).is_none(),
+            "a connection with unasked bytes was lent"
+        );
+
+        let old = Conn::connect(&addr).await.expect("connect");
+        let (_s, _) = listener.accept().await.expect("accept");
+        pool.checkin(old, Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            pool.checkout(Duration::from_millis(10)).is_none(),
+            "an expired connection was lent"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod balance;
 pub mod conn_pool;
+pub mod h1;
 pub mod health;
 mod server;
 

@@ -65,7 +65,13 @@ impl Client {
         self.read_response(method == "HEAD")
     }
 
-    fn read_response(&mut self, head_only: bool) -> io::Result<Response> {
+    /// Writes bytes exactly as given (for malformed, pipelined or hand-framed requests).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+
+    /// Reads the next response (after `send_raw`); `head_only` for answers to HEAD.
+    pub fn read_response(&mut self, head_only: bool) -> io::Result<Response> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
             return Err(io::Error::new(

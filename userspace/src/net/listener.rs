@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use super::h1;
 use super::proxy_protocol::{self, Header};
 use crate::access::{AccessLists, L7Verdict};
 use crate::proxy::{Connection, Proxy};
@@ -82,7 +83,7 @@ pub async fn serve<L: Accept>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(http_builder(&limits));
+    let h2 = Arc::new(h2_builder(&limits));
     loop {
         // At the cap, stop accepting: new connections wait in the kernel backlog instead of being served badly.
         let permit = tokio::select! {
@@ -101,9 +102,16 @@ pub async fn serve<L: Accept>(
             },
             _ = shutdown.changed() => break,
         };
-        let (proxy, lists, builder, watcher) = (proxy.clone(), lists.clone(), builder.clone(), graceful.watcher());
+        let serving = Serving {
+            proxy: proxy.clone(),
+            lists: lists.clone(),
+            limits,
+            h2: h2.clone(),
+            watcher: graceful.watcher(),
+            shutdown: shutdown.clone(),
+        };
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, transport, proxy, lists, limits, builder, watcher).await {
+            if let Err(e) = connection(stream, peer, transport, serving).await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
@@ -111,40 +119,52 @@ pub async fn serve<L: Accept>(
     }
     drop(listener);
     info!(?transport, "listener closed; draining open connections");
+    // HTTP/2 connections are told to finish (GOAWAY); HTTP/1.1 ones close once idle. Every connection holds a
+    // slot, so all slots being free again means every connection is gone.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let drained = async {
+        // A closed semaphore (never, here) would also mean nothing is left to wait for.
+        let ((), _all_free) = tokio::join!(graceful.shutdown(), slots.acquire_many(all));
+    };
     tokio::select! {
-        _ = graceful.shutdown() => info!(?transport, "all connections drained"),
+        () = drained => info!(?transport, "all connections drained"),
         _ = tokio::time::sleep(limits.shutdown_timeout) => warn!(?transport, "shutdown timeout reached; closing remaining connections"),
     }
 }
 
-fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+fn h2_builder(limits: &Limits) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // Also bounds how long an idle keep-alive connection waits for its next request.
-        .header_read_timeout(limits.keepalive_timeout)
-        .max_buf_size(limits.max_header_size.max(8192));
-    builder
-        .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.keepalive_timeout / 2))
         .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
     builder
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; bundling these into a struct would only rename them
+/// What a connection task needs besides its socket.
+struct Serving {
+    proxy: Arc<Proxy>,
+    lists: Arc<AccessLists>,
+    limits: Limits,
+    h2: Arc<http2::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    shutdown: watch::Receiver<bool>,
+}
+
 async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     mut stream: S,
     peer: SocketAddr,
     transport: Transport,
-    proxy: Arc<Proxy>,
-    lists: Arc<AccessLists>,
-    limits: Limits,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    serving: Serving,
 ) -> anyhow::Result<()> {
+    let Serving {
+        proxy,
+        lists,
+        limits,
+        h2,
+        watcher,
+        shutdown,
+    } = serving;
     // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`; everything downstream (logs,
     // X-Forwarded-For, address lists) must see the plain IPv4 address.
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
@@ -169,8 +189,15 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         client,
         tls: transport == Transport::Tls,
     };
+    let h1_limits = h1::Limits {
+        max_header_size: limits.max_header_size,
+        keepalive_timeout: limits.keepalive_timeout,
+    };
     match transport {
-        Transport::Plain => serve_http(stream, conn, proxy, &builder, watcher).await,
+        Transport::Plain => match h1::serve(stream, conn, proxy.clone(), h1_limits, shutdown, true).await? {
+            h1::Ended::Closed => Ok(()),
+            h1::Ended::H2(io, read) => serve_h2(Prefixed::new(io, read.freeze()), conn, proxy, &h2, watcher).await,
+        },
         Transport::Tls => {
             let Some(config) = proxy.live().load().tls.as_ref().map(|t| Arc::clone(&t.config)) else {
                 anyhow::bail!("TLS connection on a listener whose configuration has no TLS");
@@ -178,16 +205,22 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream))
                 .await
                 .map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
-            serve_http(tls, conn, proxy, &builder, watcher).await
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                serve_h2(tls, conn, proxy, &h2, watcher).await
+            } else {
+                h1::serve(tls, conn, proxy, h1_limits, shutdown, false).await?;
+                Ok(())
+            }
         }
     }
 }
 
-async fn serve_http<IO>(
+/// HTTP/2 on one connection, by hyper; each stream runs the same pipeline.
+async fn serve_h2<IO>(
     io: IO,
     conn: Connection,
     proxy: Arc<Proxy>,
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &http2::Builder<TokioExecutor>,
     watcher: Watcher,
 ) -> anyhow::Result<()>
 where
@@ -197,8 +230,58 @@ where
         let proxy = proxy.clone();
         async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, conn).await) }
     });
-    let served = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
+    let served = builder.serve_connection(TokioIo::new(io), service);
     watcher.watch(served).await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A stream whose first bytes were already read (the HTTP/2 preface): they are read again first.
+struct Prefixed<S> {
+    read: bytes::Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    fn new(inner: S, read: bytes::Bytes) -> Self {
+        Self { read, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            let first = self.read.split_to(n);
+            buf.put_slice(&first);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -2,6 +2,7 @@
 //! request to the proxy pipeline and knows nothing of what happens to it there.
 
 pub mod client_addr;
+pub mod h1;
 mod listener;
 pub mod proxy_protocol;
 pub mod tls;

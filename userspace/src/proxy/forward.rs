@@ -15,16 +15,17 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Body, Frame, Incoming};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Body, Frame};
 use tracing::debug;
 
 use super::headers::Forwarding;
 use super::route::RouteSettings;
-use super::upstream::conn_pool::{BoxError, UpstreamBody};
+use super::upstream::conn_pool::BoxError;
 use super::upstream::h1::{self, BodyReader, Conn};
 use super::upstream::{Outcome, Server, UpstreamPool};
 use super::{RequestContext, ResponseBody, local_error, websocket};
+use crate::net::h1::OnUpgrade;
 
 /// Largest body buffered so that an idempotent request can be retried.
 const MAX_RETRY_BODY: u64 = 1024 * 1024;
@@ -78,9 +79,45 @@ pub struct Forwarder {
 }
 
 /// The request body as it can be sent: once (streaming) or any number of times (buffered).
-enum Payload {
-    Stream(Option<Limited<Incoming>>),
+enum Payload<B> {
+    Stream(Option<Limited<B>>),
     Buffered(Bytes),
+}
+
+/// The body of one attempt, without boxing: a copy of a buffered body, or the client's stream.
+pub enum AttemptBody<B> {
+    Bytes(Option<Bytes>),
+    Stream(Limited<B>),
+}
+
+impl<B> Body for AttemptBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut *self {
+            Self::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Stream(stream) => Pin::new(stream).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Bytes(bytes) => bytes.is_none(),
+            Self::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Self::Bytes(bytes) => hyper::body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Self::Stream(stream) => stream.size_hint(),
+        }
+    }
 }
 
 impl Forwarder {
@@ -88,15 +125,23 @@ impl Forwarder {
         Self { idle_timeout }
     }
 
-    pub async fn forward(
+    pub async fn forward<B>(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<B>,
         ctx: &RequestContext,
         route: &RouteSettings,
         pool: &UpstreamPool,
         max_body: u64,
-    ) -> Result<Response<ResponseBody>, ForwardError> {
-        let upgrade = websocket::is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    ) -> Result<Response<ResponseBody>, ForwardError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let upgrade = if websocket::is_upgrade(&req) {
+            req.extensions_mut().remove::<OnUpgrade>()
+        } else {
+            None
+        };
         let (mut parts, body) = req.into_parts();
         // HTTP/2 requests carry the host in the URI authority; HTTP/1.1 upstreams need it as a header.
         if !parts.headers.contains_key(header::HOST)
@@ -126,7 +171,9 @@ impl Forwarder {
         } else {
             0
         };
-        let mut payload = if attempts > 0 && body_fits(&parts.headers) {
+        let mut payload = if body.is_end_stream() {
+            Payload::Buffered(Bytes::new())
+        } else if attempts > 0 && body_fits(&parts.headers) {
             match Limited::new(body, limit).collect().await {
                 Ok(collected) => Payload::Buffered(collected.to_bytes()),
                 Err(e) if e.is::<LengthLimitError>() => return Err(ForwardError::BodyTooLarge(max_body)),
@@ -185,14 +232,18 @@ impl Forwarder {
     /// One attempt on one server: a pooled connection (or a new one), the request, the response head. A pooled
     /// connection that turns out to have been closed by the server is replaced by a fresh one once, when the
     /// request can be sent again — the server never saw it.
-    async fn exchange(
+    async fn exchange<B>(
         &self,
         server: &Server,
         parts: &http::request::Parts,
         fwd: &Forwarding<'_>,
-        payload: &mut Payload,
+        payload: &mut Payload<B>,
         out: &mut BytesMut,
-    ) -> Result<(h1::ResponseHead, Conn), h1::H1Error> {
+    ) -> Result<(h1::ResponseHead, Conn), h1::H1Error>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
         let pooled = server.pool.checkout(self.idle_timeout);
         let reused = pooled.is_some();
         let mut conn = match pooled {
@@ -221,12 +272,12 @@ impl Forwarder {
     }
 }
 
-impl Payload {
+impl<B> Payload<B> {
     /// The body for one attempt: a copy of a buffered body, or the stream itself (once).
-    fn body(&mut self) -> Option<UpstreamBody> {
+    fn body(&mut self) -> Option<AttemptBody<B>> {
         match self {
-            Payload::Buffered(bytes) => Some(Full::new(bytes.clone()).map_err(|never| match never {}).boxed()),
-            Payload::Stream(stream) => stream.take().map(|s| s.map_err(|e| e as BoxError).boxed()),
+            Payload::Buffered(bytes) => Some(AttemptBody::Bytes((!bytes.is_empty()).then(|| bytes.clone()))),
+            Payload::Stream(stream) => stream.take().map(AttemptBody::Stream),
         }
     }
 

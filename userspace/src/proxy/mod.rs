@@ -31,16 +31,17 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::Body;
 
 use crate::net::client_addr;
 pub use forward::ForwardError;
 use metrics::ProxyMetrics;
 use route::{RequestFacts, RouteSettings};
 pub use runtime::{LiveRuntime, ReloadError, Runtime};
+use upstream::conn_pool::BoxError;
 
 /// Body of every response the proxy returns: relayed upstream bodies and locally generated ones.
-pub type ResponseBody = BoxBody<Bytes, upstream::conn_pool::BoxError>;
+pub type ResponseBody = BoxBody<Bytes, BoxError>;
 
 /// What the listener knows about the connection a request came on.
 #[derive(Clone, Copy, Debug)]
@@ -83,8 +84,13 @@ impl Proxy {
         &self.live
     }
 
-    /// Runs the pipeline for one request. Never fails: every error is an HTTP answer.
-    pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<ResponseBody> {
+    /// Runs the pipeline for one request. Never fails: every error is an HTTP answer. `B` is the body type of
+    /// whichever server parsed the request (`net::h1` for HTTP/1.1, hyper for HTTP/2).
+    pub async fn handle<B>(&self, req: Request<B>, conn: Connection) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
         let started = Instant::now();
         let rt = self.live.load();
         let ctx = RequestContext {
@@ -106,12 +112,16 @@ impl Proxy {
         resp
     }
 
-    async fn pipeline(
+    async fn pipeline<B>(
         &self,
         rt: &Runtime,
-        req: Request<Incoming>,
+        req: Request<B>,
         ctx: &RequestContext,
-    ) -> (Response<ResponseBody>, Option<Arc<str>>) {
+    ) -> (Response<ResponseBody>, Option<Arc<str>>)
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
         if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
             return (answer, None);
         }
@@ -172,7 +182,7 @@ impl Proxy {
 
 /// Refuses requests that declare a body over `server.max_request_size`; bodies without a length are
 /// limited while streaming by `forward`.
-fn admit(req: &Request<Incoming>, max: u64, ctx: &RequestContext) -> Option<Response<ResponseBody>> {
+fn admit<B>(req: &Request<B>, max: u64, ctx: &RequestContext) -> Option<Response<ResponseBody>> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -211,12 +221,7 @@ fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     })
 }
 
-fn https_redirect(
-    req: &Request<Incoming>,
-    host: Option<&str>,
-    port: u16,
-    ctx: &RequestContext,
-) -> Response<ResponseBody> {
+fn https_redirect<B>(req: &Request<B>, host: Option<&str>, port: u16, ctx: &RequestContext) -> Response<ResponseBody> {
     let Some(host) = host else {
         return local_error(
             StatusCode::BAD_REQUEST,
@@ -239,7 +244,7 @@ fn https_redirect(
 }
 
 /// Applies the route's `strip_prefix` and `prefix_rewrite` to the request path.
-fn rewrite_path(mut req: Request<Incoming>, route: &RouteSettings) -> Request<Incoming> {
+fn rewrite_path<B>(mut req: Request<B>, route: &RouteSettings) -> Request<B> {
     let path = req.uri().path();
     let mut new: Cow<'_, str> = Cow::Borrowed(path);
     if let Some(prefix) = &route.strip_prefix

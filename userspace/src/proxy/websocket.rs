@@ -7,8 +7,6 @@ use std::time::Duration;
 use http::header::{self, HeaderMap};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
@@ -34,25 +32,26 @@ fn connection_has_upgrade(h: &HeaderMap) -> bool {
 pub fn tunnel(
     head: ResponseHead,
     conn: Conn,
-    client_side: OnUpgrade,
+    client_side: crate::net::h1::OnUpgrade,
     mut guard: InFlight,
     latency: Duration,
 ) -> Response<ResponseBody> {
     guard.set_latency(latency);
     let (mut upstream, early) = conn.into_parts();
     tokio::spawn(async move {
-        match client_side.await {
-            Ok(client) => {
-                let mut client = TokioIo::new(client);
+        match client_side.upgraded().await {
+            Some(mut client) => {
                 let copied = async {
-                    client.write_all(&early).await?;
-                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                    // Bytes each side sent right after the handshake, already read, go first.
+                    upstream.write_all(&client.read_ahead).await?;
+                    client.io.write_all(&early).await?;
+                    tokio::io::copy_bidirectional(&mut client.io, &mut upstream).await
                 };
                 if let Err(e) = copied.await {
                     debug!(error = %e, "upgraded connection ended");
                 }
             }
-            Err(e) => debug!(error = %e, "the client's side of the upgrade did not complete"),
+            None => debug!("the client's side of the upgrade did not complete"),
         }
         drop(guard);
     });

@@ -19,7 +19,7 @@ use std::io;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, request};
 use http_body_util::BodyExt;
@@ -27,8 +27,9 @@ use hyper::body::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::conn_pool::{BoxError, UpstreamBody};
-use crate::proxy::headers::{Forwarding, is_hop_by_hop, put_field, write_request_headers};
+use super::conn_pool::BoxError;
+use crate::http1::{Digits, FramingError, chunked, content_length, ends_in_chunked, put_field, put_hex};
+use crate::proxy::headers::{Forwarding, is_hop_by_hop, write_request_headers};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest response head accepted; larger is an invalid response (502).
@@ -39,10 +40,6 @@ const MAX_HEADERS: usize = 100;
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
-/// Longest chunk-size or trailer line; real ones are a few bytes.
-const MAX_LINE: usize = 4096;
-/// Most trailer bytes skipped after the last chunk.
-const MAX_TRAILERS: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum H1Error {
@@ -60,6 +57,8 @@ pub enum H1Error {
     Truncated,
     #[error("invalid response: {0}")]
     Invalid(String),
+    #[error("invalid response framing: {0}")]
+    Framing(#[from] FramingError),
 }
 
 impl H1Error {
@@ -138,24 +137,29 @@ impl Conn {
     }
 
     /// Sends the request and reads the response head, skipping interim (1xx) responses other than 101.
-    pub async fn send(
+    pub async fn send<B>(
         &mut self,
         parts: &request::Parts,
         fwd: &Forwarding<'_>,
-        mut body: UpstreamBody,
+        mut body: B,
         out: &mut BytesMut,
-    ) -> Result<ResponseHead, H1Error> {
+    ) -> Result<ResponseHead, H1Error>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
         out.clear();
         let chunked = encode_head(parts, &body, fwd, out);
         while !body.is_end_stream() {
             let Some(frame) = body.frame().await else { break };
-            let frame = frame.map_err(H1Error::RequestBody)?;
+            let frame = frame.map_err(|e| H1Error::RequestBody(e.into()))?;
             let Ok(data) = frame.into_data() else { continue };
             if data.is_empty() {
                 continue;
             }
             if chunked {
-                out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                put_hex(out, data.len());
+                out.put_slice(b"\r\n");
                 out.put_slice(&data);
                 out.put_slice(b"\r\n");
             } else {
@@ -211,7 +215,7 @@ impl Conn {
 
 /// Writes the request line and header block (see `headers::write_request_headers`), with framing chosen from
 /// the body; true when the body goes chunked.
-fn encode_head(parts: &request::Parts, body: &UpstreamBody, fwd: &Forwarding<'_>, out: &mut BytesMut) -> bool {
+fn encode_head(parts: &request::Parts, body: &impl Body, fwd: &Forwarding<'_>, out: &mut BytesMut) -> bool {
     out.put_slice(parts.method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
@@ -226,7 +230,7 @@ fn encode_head(parts: &request::Parts, body: &UpstreamBody, fwd: &Forwarding<'_>
             false
         }
         (false, Some(len)) => {
-            put_field(out, b"content-length", itoa_buf(len).as_bytes());
+            put_field(out, b"content-length", Digits::new(len).as_bytes());
             false
         }
         (false, None) => {
@@ -236,33 +240,6 @@ fn encode_head(parts: &request::Parts, body: &UpstreamBody, fwd: &Forwarding<'_>
     };
     out.put_slice(b"\r\n");
     chunked
-}
-
-/// Decimal digits of `n` without the formatting machinery.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa_buf(mut n: u64) -> Digits {
-    let mut d = Digits {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.buf[d.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return d;
-        }
-    }
 }
 
 /// How the response body is delimited.
@@ -326,28 +303,9 @@ pub fn parse_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<R
                 }
             }
         } else if f.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = std::str::from_utf8(f.value)
-                .unwrap_or("")
-                .rsplit(',')
-                .next()
-                .unwrap_or("")
-                .trim();
-            chunked_last = Some(last.eq_ignore_ascii_case("chunked"));
+            chunked_last = Some(ends_in_chunked(f.value));
         } else if f.name.eq_ignore_ascii_case("content-length") {
-            for v in std::str::from_utf8(f.value).unwrap_or("").split(',') {
-                let v = v.trim();
-                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(invalid(format!(
-                        "Content-Length `{}`",
-                        String::from_utf8_lossy(f.value)
-                    )));
-                }
-                let n: u64 = v.parse().map_err(|_| invalid("Content-Length out of range"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(invalid("conflicting Content-Length values"));
-                }
-                length = Some(n);
-            }
+            content_length(f.value, &mut length)?;
         }
     }
 
@@ -395,15 +353,6 @@ pub fn parse_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<R
     }))
 }
 
-/// Where the reader is in a chunked body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
-    Size,
-    Data(u64),
-    DataEnd,
-    Trailers { seen: usize },
-}
-
 /// Reads a response body from its connection as the client side asks for it.
 pub struct BodyReader {
     conn: Conn,
@@ -414,7 +363,7 @@ pub struct BodyReader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reading {
     Length(u64),
-    Chunked(Chunk),
+    Chunked(chunked::Decoder),
     UntilClose,
     Done,
 }
@@ -424,7 +373,7 @@ impl BodyReader {
         let state = match head.framing {
             Framing::Empty => Reading::Done,
             Framing::Length(n) => Reading::Length(n),
-            Framing::Chunked => Reading::Chunked(Chunk::Size),
+            Framing::Chunked => Reading::Chunked(chunked::Decoder::new()),
             Framing::UntilClose => Reading::UntilClose,
         };
         Self {
@@ -485,73 +434,26 @@ impl BodyReader {
     /// Decodes what is buffered without reading.
     fn step(&mut self) -> Result<Step, H1Error> {
         let buf = &mut self.conn.buf;
-        loop {
-            match &mut self.state {
-                Reading::Done => return Ok(Step::Done),
-                Reading::Length(n) => {
-                    if buf.is_empty() {
-                        return Ok(Step::NeedMore);
-                    }
-                    let take = usize::try_from(*n).unwrap_or(usize::MAX).min(buf.len());
-                    *n -= take as u64;
-                    if *n == 0 {
-                        self.state = Reading::Done;
-                    }
-                    return Ok(Step::Data(buf.split_to(take).freeze()));
+        match &mut self.state {
+            Reading::Done => Ok(Step::Done),
+            Reading::Length(_) | Reading::UntilClose if buf.is_empty() => Ok(Step::NeedMore),
+            Reading::Length(n) => {
+                let take = usize::try_from(*n).unwrap_or(usize::MAX).min(buf.len());
+                *n -= take as u64;
+                if *n == 0 {
+                    self.state = Reading::Done;
                 }
-                Reading::UntilClose => {
-                    if buf.is_empty() {
-                        return Ok(Step::NeedMore);
-                    }
-                    return Ok(Step::Data(buf.split().freeze()));
-                }
-                Reading::Chunked(chunk) => match *chunk {
-                    Chunk::Size => {
-                        let Some(line) = take_line(buf)? else {
-                            return Ok(Step::NeedMore);
-                        };
-                        let size = parse_chunk_size(&line)?;
-                        *chunk = if size == 0 {
-                            Chunk::Trailers { seen: 0 }
-                        } else {
-                            Chunk::Data(size)
-                        };
-                    }
-                    Chunk::Data(n) => {
-                        if buf.is_empty() {
-                            return Ok(Step::NeedMore);
-                        }
-                        let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
-                        let left = n - take as u64;
-                        *chunk = if left == 0 { Chunk::DataEnd } else { Chunk::Data(left) };
-                        return Ok(Step::Data(buf.split_to(take).freeze()));
-                    }
-                    Chunk::DataEnd => {
-                        if buf.len() < 2 {
-                            return Ok(Step::NeedMore);
-                        }
-                        if &buf[..2] != b"\r\n" {
-                            return Err(invalid("chunk data not followed by CRLF"));
-                        }
-                        buf.advance(2);
-                        *chunk = Chunk::Size;
-                    }
-                    Chunk::Trailers { seen } => {
-                        let Some(line) = take_line(buf)? else {
-                            return Ok(Step::NeedMore);
-                        };
-                        if line.is_empty() {
-                            self.state = Reading::Done;
-                        } else if seen + line.len() > MAX_TRAILERS {
-                            return Err(invalid("trailers too large"));
-                        } else {
-                            *chunk = Chunk::Trailers {
-                                seen: seen + line.len(),
-                            };
-                        }
-                    }
-                },
+                Ok(Step::Data(buf.split_to(take).freeze()))
             }
+            Reading::UntilClose => Ok(Step::Data(buf.split().freeze())),
+            Reading::Chunked(decoder) => Ok(match decoder.decode(buf)? {
+                chunked::Decoded::Data(b) => Step::Data(b),
+                chunked::Decoded::NeedMore => Step::NeedMore,
+                chunked::Decoded::Done => {
+                    self.state = Reading::Done;
+                    Step::Done
+                }
+            }),
         }
     }
 }
@@ -562,47 +464,10 @@ enum Step {
     Done,
 }
 
-/// Takes one CRLF-terminated line (without the CRLF) off the front of `buf`.
-fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, H1Error> {
-    match memchr_lf(buf) {
-        Some(i) if i > 0 && buf[i - 1] == b'\r' => {
-            let mut line = buf.split_to(i + 1);
-            line.truncate(i - 1);
-            Ok(Some(line))
-        }
-        Some(_) => Err(invalid("chunked framing line not ended by CRLF")),
-        None if buf.len() > MAX_LINE => Err(invalid("chunked framing line too long")),
-        None => Ok(None),
-    }
-}
-
-fn memchr_lf(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
-}
-
-/// The hexadecimal size at the start of a chunk-size line; extensions after `;` are ignored.
-fn parse_chunk_size(line: &[u8]) -> Result<u64, H1Error> {
-    let digits = line.split(|&b| b == b';').next().unwrap_or(&[]);
-    let digits = digits.strip_suffix(b" ").unwrap_or(digits);
-    if digits.is_empty() || digits.len() > 15 {
-        return Err(invalid("bad chunk size"));
-    }
-    let mut n: u64 = 0;
-    for &b in digits {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return Err(invalid("bad chunk size")),
-        };
-        n = n * 16 + u64::from(d);
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test reports failure by panicking
 mod tests {
+    use super::super::conn_pool::UpstreamBody;
     use super::*;
     use crate::proxy::headers::Overrides;
 
@@ -637,9 +502,15 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             false,
         );
-        assert!(matches!(r, Err(H1Error::Invalid(_))));
+        assert!(
+            matches!(r, Err(H1Error::Framing(FramingError::ConflictingLength))),
+            "{r:?}"
+        );
         let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n", false);
-        assert!(matches!(r, Err(H1Error::Invalid(_))));
+        assert!(
+            matches!(r, Err(H1Error::Framing(FramingError::ContentLength(_)))),
+            "{r:?}"
+        );
         // The same value twice is one length.
         let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n");
         assert_eq!(h.framing, Framing::Length(5));
@@ -697,23 +568,6 @@ mod tests {
     #[test]
     fn an_incomplete_head_asks_for_more() {
         assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Le", false).unwrap().is_none());
-    }
-
-    #[test]
-    fn chunk_sizes_parse_with_extensions_and_reject_garbage() {
-        assert_eq!(parse_chunk_size(b"1a").unwrap(), 26);
-        assert_eq!(parse_chunk_size(b"FF;name=value").unwrap(), 255);
-        assert!(parse_chunk_size(b"").is_err());
-        assert!(parse_chunk_size(b"-1").is_err());
-        assert!(parse_chunk_size(b"0x10").is_err());
-        assert!(parse_chunk_size(b"1234567890abcdef0").is_err());
-    }
-
-    #[test]
-    fn digits_match_formatting() {
-        for n in [0u64, 7, 10, 99, 12345, u64::MAX] {
-            assert_eq!(itoa_buf(n).as_bytes(), n.to_string().as_bytes());
-        }
     }
 
     /// Feeds a body through a real socket pair in pieces of every size, to exercise every split point.

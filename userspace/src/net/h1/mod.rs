@@ -1,0 +1,231 @@
+//! Serving HTTP/1.1 on one client connection: the proxy's own server side, as `proxy::upstream::h1` is its own
+//! client side. HTTP/2 (h2c prior knowledge, or h2 by ALPN) is handed to hyper by the listener.
+//!
+//! Why not hyper's HTTP/1.1 server: per request it parsed into its own state machine, boxed a timer, and kept
+//! each connection's read and write buffers and the pipeline's state allocated while idle (~35 KB per idle
+//! keep-alive connection). Here one task runs the loop — read a head, run the pipeline, write the answer — and
+//! an idle connection holds little more than its socket and a small read buffer.
+//!
+//! The loop, per request: read until a complete head (bounded by `max_header_size` → 431, by
+//! `keepalive_timeout` for an idle or slow client → close), refuse ambiguous heads (`request`), hand the body
+//! over whole when it arrived with the head or pump it from the socket while the pipeline runs (`body`), write
+//! the response (`response`), then keep the connection or close it. Requests on one connection are answered
+//! in order (pipelining is allowed, not parallel). After `101 Switching Protocols` the socket is handed to the
+//! upgrade (`OnUpgrade`). On shutdown an idle connection closes at once; a busy one finishes its request and
+//! closes.
+
+mod body;
+mod request;
+mod response;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, StatusCode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use tracing::debug;
+
+pub use body::RequestBody;
+use request::BodyFraming;
+use response::{After, Answering};
+
+use crate::proxy::{Connection, Proxy};
+
+/// First read of a request goes into this much room; the buffer grows for larger heads.
+const READ_CHUNK: usize = 4096;
+/// A read buffer grown past this by a large request is given back once the request is done.
+const IDLE_BUFFER: usize = 16 * 1024;
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a plain connection starting with it speaks h2c.
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest request head; larger is 431.
+    pub max_header_size: usize,
+    /// How long an idle connection waits for its next request, and a client may take to send a head.
+    pub keepalive_timeout: Duration,
+}
+
+/// A client connection, boxed for its life after an upgrade.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The client's side of an upgraded connection, and the bytes it sent after the handshake that were already
+/// read.
+pub struct Upgraded {
+    pub io: Box<dyn Io>,
+    pub read_ahead: Bytes,
+}
+
+/// In a request's extensions when it is an upgrade handshake: resolves to the connection once the `101` has
+/// been written to the client. (Extensions must be `Clone`; only the first clone to ask gets the connection.)
+#[derive(Clone)]
+pub struct OnUpgrade(Arc<std::sync::Mutex<Option<oneshot::Receiver<Upgraded>>>>);
+
+impl OnUpgrade {
+    pub async fn upgraded(self) -> Option<Upgraded> {
+        let rx = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        rx.await.ok()
+    }
+}
+
+/// How a connection ended.
+pub enum Ended<S> {
+    Closed,
+    /// A plain connection opened with the HTTP/2 preface: the socket and every byte read so far, for h2c.
+    H2(S, BytesMut),
+}
+
+/// Serves requests on `io` until the client or the server ends the connection. `detect_h2` looks for the
+/// HTTP/2 preface at the start (plain listeners; TLS chooses by ALPN before this is called).
+pub async fn serve<S>(
+    mut io: S,
+    conn: Connection,
+    proxy: Arc<Proxy>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+    detect_h2: bool,
+) -> std::io::Result<Ended<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::new();
+    let mut first = true;
+    let idle = tokio::time::sleep(limits.keepalive_timeout);
+    tokio::pin!(idle);
+    loop {
+        // A complete head, or the end of the connection.
+        let head = loop {
+            if first && detect_h2 && !buf.is_empty() && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())])
+            {
+                if buf.len() >= H2_PREFACE.len() {
+                    return Ok(Ended::H2(io, buf));
+                }
+            } else if !buf.is_empty() {
+                match request::parse(&mut buf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(refusal) => {
+                        debug!(client = %conn.client, status = %refusal.status, reason = %refusal.reason, "request refused");
+                        refuse(&mut io, &mut out, refusal.status, &refusal.reason).await;
+                        return Ok(Ended::Closed);
+                    }
+                }
+            }
+            if buf.len() >= limits.max_header_size {
+                let reason = format!("request head larger than {} bytes", limits.max_header_size);
+                refuse(&mut io, &mut out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &reason).await;
+                return Ok(Ended::Closed);
+            }
+            buf.reserve(READ_CHUNK);
+            tokio::select! {
+                biased;
+                read = io.read_buf(&mut buf) => match read {
+                    Ok(0) => return Ok(Ended::Closed),
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                },
+                () = &mut idle => return Ok(Ended::Closed),
+                // Shutting down: an idle connection goes at once; one mid-head gets to finish its request.
+                _ = shutdown.changed(), if buf.is_empty() => return Ok(Ended::Closed),
+            }
+        };
+        first = false;
+
+        let answering = Answering {
+            head_request: head.parts.method == Method::HEAD,
+            version: head.parts.version,
+            keep_alive: head.keep_alive,
+        };
+        let (body, pump) = match head.framing {
+            BodyFraming::None => (RequestBody::empty(), None),
+            BodyFraming::Length(n) if !head.expect_continue && buf.len() as u64 >= n => {
+                (RequestBody::full(buf.split_to(n as usize).freeze()), None)
+            }
+            framing => {
+                let (body, pump) = RequestBody::streaming(framing, head.expect_continue);
+                (body, Some(pump))
+            }
+        };
+        let mut req = Request::from_parts(head.parts, body);
+        let upgrade = head.upgrade.then(|| {
+            let (tx, rx) = oneshot::channel();
+            req.extensions_mut()
+                .insert(OnUpgrade(Arc::new(std::sync::Mutex::new(Some(rx)))));
+            tx
+        });
+
+        // Boxed so that an idle connection does not carry the pipeline's state between requests.
+        let mut handling = Box::pin(proxy.handle(req, conn));
+        let (resp, body_complete) = match pump {
+            None => ((&mut handling).await, true),
+            Some(mut pump) => {
+                let resp = loop {
+                    if pump.finished() {
+                        break (&mut handling).await;
+                    }
+                    tokio::select! {
+                        biased;
+                        resp = &mut handling => break resp,
+                        () = pump.step(&mut io, &mut buf) => {}
+                    }
+                };
+                (resp, pump.complete())
+            }
+        };
+        drop(handling);
+
+        let answering = Answering {
+            // A body left unread means the next bytes are not a request: the connection must close.
+            keep_alive: answering.keep_alive && body_complete && !*shutdown.borrow(),
+            ..answering
+        };
+        let upgrade = upgrade.filter(|_| resp.status() == StatusCode::SWITCHING_PROTOCOLS);
+        match response::write(&mut io, &mut out, resp, answering).await? {
+            After::Upgraded => {
+                if let Some(tx) = upgrade {
+                    let _ = tx.send(Upgraded {
+                        io: Box::new(io),
+                        read_ahead: buf.freeze(),
+                    });
+                }
+                return Ok(Ended::Closed);
+            }
+            After::Close => {
+                let _ = io.shutdown().await;
+                return Ok(Ended::Closed);
+            }
+            After::KeepAlive => {}
+        }
+        idle.as_mut().reset(Instant::now() + limits.keepalive_timeout);
+        if buf.is_empty() && buf.capacity() > IDLE_BUFFER {
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if out.capacity() > IDLE_BUFFER {
+            out = BytesMut::new();
+        }
+    }
+}
+
+/// Answers a request that cannot be served, and closes (a refused head leaves the stream in no known state).
+async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, out: &mut BytesMut, status: StatusCode, reason: &str) {
+    let body = format!(
+        "{} {}: {reason}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = crate::proxy::local_response(status, &body);
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    let answering = Answering {
+        head_request: false,
+        version: http::Version::HTTP_11,
+        keep_alive: false,
+    };
+    let _ = response::write(io, out, resp, answering).await;
+    let _ = io.shutdown().await;
+}

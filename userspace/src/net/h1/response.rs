@@ -1,0 +1,337 @@
+//! Writing a response to an HTTP/1.1 client: status line, fields, framing chosen from the body, then the
+//! body, gathered into as few writes as the body allows.
+//!
+//! The head and the first piece of body go out in one write when the body has it ready (the common case for
+//! a proxied response, whose first bytes arrived with the upstream's head); when the body is not ready, what
+//! is buffered is flushed before waiting, so streamed responses (server-sent events, long polls) reach the
+//! client as they are produced.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, BytesMut};
+use http::header::{self, HeaderName};
+use http::{Response, StatusCode, Version};
+use hyper::body::Body;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::http1::{Digits, put_field, put_hex};
+use crate::proxy::ResponseBody;
+
+/// Buffered response bytes are written once they reach this much; larger pieces of body go out directly.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// What the connection needs to know about the request being answered.
+#[derive(Clone, Copy, Debug)]
+pub struct Answering {
+    pub head_request: bool,
+    pub version: Version,
+    /// The connection may stay open after this response (the client and the server both agree).
+    pub keep_alive: bool,
+}
+
+/// Whether the connection is still usable after the response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    KeepAlive,
+    Close,
+    /// `101 Switching Protocols` was written: the connection now belongs to the upgrade.
+    Upgraded,
+}
+
+/// Writes `resp` and its body. An error means the connection is in an unknown state and must be closed.
+pub async fn write<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    out: &mut BytesMut,
+    resp: Response<ResponseBody>,
+    req: Answering,
+) -> io::Result<After> {
+    let (parts, mut body) = resp.into_parts();
+    out.clear();
+    let status = parts.status;
+    let upgraded = status == StatusCode::SWITCHING_PROTOCOLS;
+    let no_body = req.head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // A HEAD or 304 answer keeps the length the full answer would have had; anything else is framed here.
+    let keep_length = req.head_request || status == StatusCode::NOT_MODIFIED;
+    put_status_line(out, status);
+    let mut has_date = false;
+    for (name, value) in &parts.headers {
+        if skip_field(name, upgraded, keep_length) {
+            continue;
+        }
+        has_date |= name == header::DATE;
+        put_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !has_date {
+        put_date(out);
+    }
+    let mut keep_alive = req.keep_alive;
+    let mut chunked = false;
+    if upgraded {
+        out.put_slice(b"connection: upgrade\r\n");
+    } else if !no_body {
+        match body.size_hint().exact() {
+            Some(n) => put_field(out, b"content-length", Digits::new(n).as_bytes()),
+            None if req.version == Version::HTTP_11 => {
+                out.put_slice(b"transfer-encoding: chunked\r\n");
+                chunked = true;
+            }
+            // An HTTP/1.0 client learns the end of an unsized body from the connection closing.
+            None => keep_alive = false,
+        }
+    }
+    if !upgraded {
+        if !keep_alive {
+            out.put_slice(b"connection: close\r\n");
+        } else if req.version == Version::HTTP_10 {
+            out.put_slice(b"connection: keep-alive\r\n");
+        }
+    }
+    out.put_slice(b"\r\n");
+
+    if no_body || upgraded {
+        io.write_all(out).await?;
+        io.flush().await?;
+        return Ok(if upgraded {
+            After::Upgraded
+        } else if keep_alive {
+            After::KeepAlive
+        } else {
+            After::Close
+        });
+    }
+    loop {
+        let polled = poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
+        let next = match polled {
+            Poll::Ready(next) => next,
+            Poll::Pending => {
+                if !out.is_empty() {
+                    io.write_all(out).await?;
+                    io.flush().await?;
+                    out.clear();
+                }
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            }
+        };
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            // The body broke part-way: the client must see a truncated response, never a complete-looking one.
+            Some(Err(e)) => return Err(io::Error::other(e)),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            put_hex(out, data.len());
+            out.put_slice(b"\r\n");
+        }
+        if out.len() + data.len() <= WRITE_CHUNK {
+            out.put_slice(&data);
+        } else {
+            io.write_all(out).await?;
+            out.clear();
+            io.write_all(&data).await?;
+        }
+        if chunked {
+            out.put_slice(b"\r\n");
+        }
+        if out.len() >= WRITE_CHUNK {
+            io.write_all(out).await?;
+            out.clear();
+        }
+    }
+    if chunked {
+        out.put_slice(b"0\r\n\r\n");
+    }
+    io.write_all(out).await?;
+    io.flush().await?;
+    Ok(if keep_alive { After::KeepAlive } else { After::Close })
+}
+
+/// Fields this hop writes itself, or that describe the previous hop's connection.
+fn skip_field(name: &HeaderName, upgraded: bool, keep_length: bool) -> bool {
+    match name.as_str() {
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" => true,
+        "upgrade" => !upgraded,
+        "content-length" => !keep_length,
+        _ => false,
+    }
+}
+
+fn put_status_line(out: &mut BytesMut, status: StatusCode) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+thread_local! {
+    /// The `Date` field for the current second, formatted once per second per thread.
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+fn put_date(out: &mut BytesMut) {
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let text = httpdate::fmt_http_date(now);
+            let bytes = text.as_bytes();
+            if bytes.len() == 29 {
+                cached.1.copy_from_slice(bytes);
+                cached.0 = secs;
+            } else {
+                put_field(out, b"date", bytes);
+                return;
+            }
+        }
+        put_field(out, b"date", &cached.1);
+    });
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test reports failure by panicking
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    async fn written(resp: Response<ResponseBody>, req: Answering) -> (String, After) {
+        let mut wire = Vec::new();
+        let mut out = BytesMut::new();
+        let after = write(&mut wire, &mut out, resp, req).await.unwrap();
+        (String::from_utf8(wire).unwrap(), after)
+    }
+
+    fn full(status: u16, body: &'static str) -> Response<ResponseBody> {
+        let mut r = Response::new(
+            Full::new(Bytes::from_static(body.as_bytes()))
+                .map_err(|n| match n {})
+                .boxed(),
+        );
+        *r.status_mut() = StatusCode::from_u16(status).unwrap();
+        r.headers_mut().insert("x-kept", "1".parse().unwrap());
+        r.headers_mut()
+            .insert("connection", "keep-alive, x-kept".parse().unwrap());
+        r.headers_mut().insert("content-length", "999".parse().unwrap());
+        r
+    }
+
+    /// A body of unknown size that hands out its pieces (from the back) one per poll.
+    struct Pieces(Vec<&'static [u8]>);
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = crate::proxy::upstream::conn_pool::BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(
+                self.0
+                    .pop()
+                    .map(|p| Ok(hyper::body::Frame::data(Bytes::from_static(p)))),
+            )
+        }
+    }
+
+    const H11: Answering = Answering {
+        head_request: false,
+        version: Version::HTTP_11,
+        keep_alive: true,
+    };
+
+    #[tokio::test]
+    async fn a_sized_body_is_framed_by_its_own_length_in_one_write() {
+        let (wire, after) = written(full(200, "hello"), H11).await;
+        assert!(wire.starts_with("HTTP/1.1 200 OK\r\n"), "{wire}");
+        assert!(
+            wire.contains("content-length: 5\r\n"),
+            "the body's own length, not a stale field: {wire}"
+        );
+        assert!(!wire.contains("999"), "{wire}");
+        assert!(wire.contains("x-kept: 1\r\n") && wire.contains("\r\ndate: "), "{wire}");
+        assert!(!wire.contains("connection"), "{wire}");
+        assert!(wire.ends_with("\r\n\r\nhello"), "{wire}");
+        assert_eq!(after, After::KeepAlive);
+    }
+
+    #[tokio::test]
+    async fn an_unsized_body_is_chunked_for_http11_and_close_delimited_for_http10() {
+        let stream = || Response::new(Pieces(vec![&b"cde"[..], b"ab"]).boxed());
+        let (wire, after) = written(stream(), H11).await;
+        assert!(wire.contains("transfer-encoding: chunked\r\n"), "{wire}");
+        assert!(wire.ends_with("\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"), "{wire}");
+        assert_eq!(after, After::KeepAlive);
+        let (wire, after) = written(
+            stream(),
+            Answering {
+                version: Version::HTTP_10,
+                ..H11
+            },
+        )
+        .await;
+        assert!(
+            !wire.contains("chunked") && wire.contains("connection: close\r\n"),
+            "{wire}"
+        );
+        assert!(wire.ends_with("abcde"), "{wire}");
+        assert_eq!(after, After::Close);
+    }
+
+    #[tokio::test]
+    async fn head_and_304_answers_keep_the_length_and_send_no_body() {
+        let mut r = full(200, "");
+        r.headers_mut().insert("content-length", "42".parse().unwrap());
+        let (wire, _) = written(
+            r,
+            Answering {
+                head_request: true,
+                ..H11
+            },
+        )
+        .await;
+        assert!(
+            wire.contains("content-length: 42\r\n") && wire.ends_with("\r\n\r\n"),
+            "{wire}"
+        );
+        let (wire, _) = written(full(204, ""), H11).await;
+        assert!(!wire.contains("content-length"), "{wire}");
+    }
+
+    #[tokio::test]
+    async fn keep_alive_is_announced_to_http10_clients_and_close_when_ending() {
+        let (wire, _) = written(
+            full(200, "x"),
+            Answering {
+                version: Version::HTTP_10,
+                ..H11
+            },
+        )
+        .await;
+        assert!(wire.contains("connection: keep-alive\r\n"), "{wire}");
+        let (wire, after) = written(
+            full(200, "x"),
+            Answering {
+                keep_alive: false,
+                ..H11
+            },
+        )
+        .await;
+        assert!(wire.contains("connection: close\r\n"), "{wire}");
+        assert_eq!(after, After::Close);
+    }
+}

@@ -10,4 +10,6 @@ pub mod echo_upstream;
 pub mod net;
 pub mod proxy;
 pub mod telemetry;
+pub mod waf;
+pub mod waf_test;
 pub mod xdp;

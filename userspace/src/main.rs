@@ -92,6 +92,21 @@ enum WafCommand {
         #[arg(long, default_value_t = 10)]
         slowest: usize,
     },
+
+    /// Inspect one request given on the command line and print every finding (why it is blocked or not).
+    Check {
+        /// Path and query, e.g. '/search?q=1%27%20or%201=1--'.
+        target: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A header, `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, default_value = "")]
+        body: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +204,29 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("rampart: waf test: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Waf {
+            command:
+                WafCommand::Check {
+                    target,
+                    method,
+                    headers,
+                    body,
+                    config,
+                },
+        } => {
+            let waf = match config.as_ref().map(|p| config::load_file(p)) {
+                Some(Ok(c)) => c.waf,
+                Some(Err(e)) => return config_failure(&e),
+                None => Config::default().waf,
+            };
+            match rampart::waf_test::check(&waf, &method, &target, &headers, &body, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rampart: waf check: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -297,3 +297,50 @@ mod tests {
         assert!(in_subset("x", Subset::Dev) != in_subset("x", Subset::Holdout));
     }
 }
+
+/// `rampart waf check`: one request built from the command line, inspected, every finding printed.
+pub fn check(
+    waf: &WafConfig,
+    method: &str,
+    target: &str,
+    headers: &[String],
+    body: &str,
+    w: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let engine = Engine::build(waf, &Overrides::new()).context("building the WAF engine")?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut map = HeaderMap::new();
+    for h in headers {
+        let (k, v) = h.split_once(':').context("a header is NAME: VALUE")?;
+        map.append(
+            HeaderName::from_bytes(k.trim().as_bytes())?,
+            HeaderValue::from_str(v.trim())?,
+        );
+    }
+    let view = RequestView {
+        method,
+        path,
+        query,
+        headers: &map,
+        body: body.as_bytes(),
+        body_truncated: false,
+        client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        route: None,
+    };
+    let i = engine.inspect(&view);
+    for f in &i.findings {
+        writeln!(
+            w,
+            "{:<22} {:.2} {:<32} {}:{} {:?}",
+            f.family.name(),
+            f.confidence,
+            f.rule,
+            f.location.as_str(),
+            f.name,
+            f.excerpt
+        )?;
+    }
+    writeln!(w, "anomaly score {:.2}, {} values", i.anomaly_score, i.targets)?;
+    writeln!(w, "verdict: {}", i.verdict.action())?;
+    Ok(())
+}

@@ -159,6 +159,7 @@ impl Engine {
                 }
             }
         }
+        detect::warm_up();
         let prefilter = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
@@ -316,7 +317,9 @@ impl Engine {
         BUFFERS.with(|cell| {
             let Ok(mut buf) = cell.try_borrow_mut() else { return };
             let c = normalize::canonical(raw, t.encoding, self.passes, &mut buf);
-            if c.anomalies.url.overlong_utf8 && mask & Family::Protocol.bit() == 0 {
+            // Encodings no client produces: overlong UTF-8 (a filter bypass), and a NUL byte in what looks
+            // like a file name (extension truncation).
+            if c.anomalies.url.overlong_utf8 {
                 let h = Hit::new(0.85, 0, c.text.len().min(60), "protocol.overlong_utf8");
                 let fam = if c.text.contains("..") {
                     Family::PathTraversal
@@ -326,6 +329,11 @@ impl Engine {
                 if self.enabled & fam.bit() != 0 {
                     st.record(fam, &h, t.location, &t.name, c.text);
                 }
+            }
+            if c.anomalies.url.null_byte && mask & Family::PathTraversal.bit() != 0 && c.text.contains(['/', '\\', '.'])
+            {
+                let h = Hit::new(0.85, 0, c.text.len().min(60), "traversal.null_byte");
+                st.record(Family::PathTraversal, &h, t.location, &t.name, c.text);
             }
             self.detect(c.text, t, mask, st);
         });

@@ -91,7 +91,7 @@ pub fn applies(family: Family, location: Location) -> bool {
     match family {
         // Structural attacks on the application's data, not its metadata.
         Family::Ssrf | Family::OpenRedirect => location.is_argument_value() || location == L::Header,
-        Family::NosqlInjection => location.is_argument_value() || location.is_name(),
+        Family::NosqlInjection => location.is_argument_value() || location.is_name() || location == L::Path,
         Family::CrlfInjection => !matches!(location, L::FileContent),
         Family::Xxe => location.is_body() || location.is_argument_value(),
         // A user agent is free text; only the families that attack through it are run on it.
@@ -122,6 +122,21 @@ pub fn run(family: Family, s: &str, ctx: &Ctx) -> Option<Hit> {
         Family::GraphqlIntrospection => graphql::detect(s, ctx),
         Family::Log4shell => log4shell::detect(s, ctx),
         Family::Protocol | Family::Csrf | Family::Scanner => None,
+    }
+}
+
+/// Compiles every detector's patterns now (they are compiled once per process), so that the first request
+/// after start-up does not pay for it.
+pub fn warm_up() {
+    let ctx = Ctx {
+        location: Location::QueryValue,
+    };
+    for (family, _) in value_families() {
+        let _ = run(
+            family,
+            "warm-up ' <a x=1> ${x} {{x}} ; id ../ http://x/ \n\r(a=1) $ne",
+            &ctx,
+        );
     }
 }
 

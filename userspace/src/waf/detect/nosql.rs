@@ -49,7 +49,9 @@ static JS: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
         (r"\$(?:where|expr|function|accumulator)\b\s*['\x22]?\s*:", 0.9, "nosql.server_js_operator"),
         (r"\[\s*\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|elemmatch)\s*\]", 0.92, "nosql.bracket_operator"),
         (r#"\{\s*['"]?\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|expr|elemmatch)['"]?\s*:"#, 0.92, "nosql.object_operator"),
-        (r"(?:\|\||&&)\s*['\x22]?\w*['\x22]?\s*==\s*['\x22]?\w*|\breturn\s+(?:true|1|this)\b|;\s*sleep\s*\(\s*\d+|\bwhile\s*\(\s*true\s*\)", 0.85, "nosql.js_condition"),
+(r#"\$(?:or|and|nor|ne|eq|gt|lt|gte|lte|in|nin|regex|exists|comment|where|expr|elemmatch|not|type|size|all)\s*['"]?\s*:"#, 0.88, "nosql.operator_pair"),
+        (r"\bnew\s+date\s*\(\s*\)\s*;\s*do\s*\{|\bdo\s*\{[^}]*\}\s*while\s*\(|(?:^|[;'\x22])\s*var\s+\w+\s*=\s*new\s+\w+\s*\(", 0.88, "nosql.js_statement"),
+                (r"(?:\|\||&&)\s*['\x22]?\w*['\x22]?\s*==\s*['\x22]?\w*|\breturn\s+(?:true|1|this)\b|;\s*sleep\s*\(\s*\d+|\bwhile\s*\(\s*true\s*\)", 0.85, "nosql.js_condition"),
     ]
     .into_iter()
     .map(|(p, c, r)| (regex(p), c, r))

@@ -299,13 +299,14 @@ static SIGNATURES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| 
         (r"\(\s*\)\s*\{[^}]*[;}]", 0.99, "rce.shellshock"),
         (r"\$\{?ifs\}?|\$\{?path:0:1\}?|\$\{?home:0:1\}?", 0.92, "rce.shell_variable_trick"),
         (r"/dev/(?:tcp|udp)/", 0.95, "rce.reverse_shell"),
-        (r"\b(?:nc|ncat|netcat)(?:\.exe)?\s+(?:-[a-z]*\s+)*-[a-z]*[ec]\b", 0.95, "rce.reverse_shell"),
+        (r"\b(?:nc|ncat|netcat)(?:\.exe)?\s+(?:-?[a-z0-9.]*\s+)*-[a-z]*[ec]\b", 0.95, "rce.reverse_shell"),
         (r"\bbash\s+-i\b|\bsh\s+-i\b|\bpty\.spawn\(|\bmkfifo\b.*\bnc\b|\bsocat\b.*\bexec:", 0.95, "rce.reverse_shell"),
         (r"(?:^|[^a-z])(?:/usr)?/bin/(?:ba|z|k|c|tc|da)?sh\b|/bin/busybox\b", 0.88, "rce.shell_path"),
         (r"\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+(?:-[a-z]+\s+)*-(?:c|e|enc|encodedcommand|command|nop|w)\b|%comspec%", 0.92, "rce.windows_shell"),
         (r"\bcertutil(?:\.exe)?\s+-urlcache|\bbitsadmin\s+/transfer|\bmshta\s+(?:https?|vbscript|javascript):|\bregsvr32\s+/s|\brundll32(?:\.exe)?\s+\S+,", 0.92, "rce.windows_lolbin"),
         (r"<\?(?:php\b|=)", 0.9, "rce.php_open_tag"),
         (r"(?:^|[^a-z_.$])(?:system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|phpinfo|assert|create_function|call_user_func(?:_array)?|preg_replace|include|require|include_once|require_once|file_put_contents|fsockopen)\s*\(", 0.72, "rce.php_function"),
+        (r#"(?:^|[^a-z_.$])(?:system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert|phpversion|phpinfo)\s*\(\s*(?:['"`]|\)|\$)"#, 0.92, "rce.php_call_with_code"),
         (r"\beval\s*\(\s*(?:\$_|base64_decode|gzinflate|str_rot13|atob|request|\$\w+\s*\()|\bbase64_decode\s*\(\s*\$_|\$_(?:get|post|request|cookie|server)\s*\[", 0.93, "rce.php_eval"),
         (r"runtime\s*\.\s*getruntime\s*\(\s*\)\s*\.\s*exec|new\s+processbuilder\s*\(|java\.lang\.(?:runtime|processbuilder|system)|\bscriptenginemanager\b", 0.95, "rce.java_exec"),
         (r"require\s*\(\s*['\x22]child_process['\x22]\s*\)|child_process\s*\.\s*(?:exec|spawn)|process\s*\.\s*mainmodule|global\s*\.\s*process", 0.95, "rce.node_exec"),
@@ -349,6 +350,13 @@ fn command_injection(s: &str) -> Option<Hit> {
             b'|' | b'&' => (if b.get(i + 1) == Some(&c) { 2 } else { 1 }, 1.0),
             b'`' => (1, 1.0),
             b'$' if b.get(i + 1) == Some(&b'(') => (2, 1.05),
+            // A quote that closes the application's shell string: only with an unmistakable command after.
+            b'\'' | b'"'
+                if command_at(s, i + 1)
+                    .is_some_and(|(w, _)| UNAMBIGUOUS.contains(&w) || STANDALONE_WORDS.contains(&w)) =>
+            {
+                (1, 1.0)
+            }
             _ => {
                 i += 1;
                 continue;
@@ -359,7 +367,7 @@ fn command_injection(s: &str) -> Option<Hit> {
         if let Some((word, arg_start)) = command_at(s, cmd_start) {
             let arg = &s[arg_start..];
             let arg = arg.trim_start_matches([' ', '\t']);
-            let shellish = shell_argument(arg);
+            let shellish = shell_argument(arg) || subcommand(word, arg) || UNAMBIGUOUS.contains(&word);
             let standalone = STANDALONE.contains(&word)
                 && arg.bytes().next().is_none_or(|c| {
                     matches!(
@@ -383,6 +391,11 @@ fn command_injection(s: &str) -> Option<Hit> {
             }
         }
         i = cmd_start;
+    }
+    // A whole value that is one reconnaissance command (`uname`, `ifconfig`): not a word people type.
+    let whole = s.trim();
+    if STANDALONE_WORDS.contains(&whole) {
+        best = Hit::max(best, Hit::new(0.9, 0, s.len(), "rce.bare_command"));
     }
     // A whole value that is a command line: `cat /etc/passwd`, `ping -c 3 10.0.0.1`.
     if let Some((word, arg_start)) = command_at(s, 0)
@@ -414,8 +427,15 @@ fn command_injection(s: &str) -> Option<Hit> {
         )
     {
         let arg = s[arg_start..].trim_start();
-        if shell_argument(arg) && arg.len() < 200 {
-            best = Hit::max(best, Hit::new(0.8, 0, s.len().min(60), "rce.command_line"));
+        if (shell_argument(arg) || subcommand(word, arg)) && arg.len() < 200 {
+            // Flags, paths and URLs as arguments are how shells are spoken to, not people.
+            let strong = arg.starts_with(['-', '/', '\\', '$', '|', '>'])
+                || arg.contains("://")
+                || subcommand(word, arg)
+                || UNAMBIGUOUS.contains(&word)
+                || arg.starts_with("c:");
+            let c = if strong { 0.9 } else { 0.8 };
+            best = Hit::max(best, Hit::new(c, 0, s.len().min(60), "rce.command_line"));
         }
     }
     best
@@ -462,6 +482,59 @@ fn command_at(s: &str, at: usize) -> Option<(&str, usize)> {
     COMMANDS.contains(&word).then_some((word, i))
 }
 
+/// Subcommands that make a Windows administration tool's use unmistakable (`net user x /add`).
+const SUBCOMMANDS: &[(&str, &[&str])] = &[
+    (
+        "net",
+        &[
+            "user",
+            "users",
+            "view",
+            "localgroup",
+            "group",
+            "share",
+            "use",
+            "start",
+            "stop",
+            "accounts",
+            "session",
+            "config",
+        ],
+    ),
+    ("reg", &["add", "query", "delete", "save", "export", "import", "load"]),
+    (
+        "netsh",
+        &[
+            "firewall",
+            "advfirewall",
+            "interface",
+            "wlan",
+            "http",
+            "winsock",
+            "portproxy",
+        ],
+    ),
+    ("sc", &["create", "config", "start", "stop", "query", "delete"]),
+    (
+        "wmic",
+        &[
+            "process",
+            "os",
+            "useraccount",
+            "service",
+            "shadowcopy",
+            "qfe",
+            "computersystem",
+        ],
+    ),
+    ("getent", &["hosts", "passwd", "group", "shadow", "ahosts"]),
+];
+
+fn subcommand(cmd: &str, arg: &str) -> bool {
+    let first = arg.split_whitespace().next().unwrap_or("");
+    SUBCOMMANDS.iter().any(|(c, subs)| *c == cmd && subs.contains(&first))
+}
+
 /// Whether text after a command looks like a shell's arguments rather than a sentence.
 fn shell_argument(arg: &str) -> bool {
     let Some(first) = arg.bytes().next() else {
@@ -491,6 +564,26 @@ fn shell_argument(arg: &str) -> bool {
         || word.starts_with("http")
         || UNAMBIGUOUS.contains(&word.as_str())
 }
+
+/// Reconnaissance commands that are not words, as a whole value.
+const STANDALONE_WORDS: &[&str] = &[
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "systeminfo",
+    "sysinfo",
+    "tasklist",
+    "pwd",
+    "printenv",
+    "whoami.exe",
+    "ipconfig.exe",
+    "systeminfo.exe",
+    "getuid",
+    "hostnamectl",
+    "lsb_release",
+];
 
 /// Commands that are not also English words, so seeing one as an argument (`; echo x | whoami`) is telling.
 const UNAMBIGUOUS: &[&str] = &[

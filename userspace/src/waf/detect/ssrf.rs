@@ -87,10 +87,8 @@ fn strip_port(h: &str) -> &str {
     if let Some(inner) = h.strip_prefix('[') {
         return inner.split(']').next().unwrap_or(inner);
     }
-    match h.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => h,
-    }
+    // Only an IPv6 literal has colons inside; anything else ends at the first one (`127.1:80:\\@x`).
+    h.split(':').next().unwrap_or(h)
 }
 
 /// Whether `host` names this machine, a private network or a metadata endpoint.
@@ -120,6 +118,18 @@ pub fn internal_host(host: &str) -> bool {
             return prefix.split(['.', '-']).filter(|p| !p.is_empty()).count() >= 4
                 && parse_ipv4_loose(&prefix.replace('-', ".")).is_some_and(private_v4)
                 || prefix.ends_with("127.0.0.1");
+        }
+    }
+    // A name that ends in an internal dotted quad (`example.com.127.0.0.1`) resolves to it on many stacks.
+    let labels: Vec<&str> = host.rsplitn(5, '.').collect();
+    if labels.len() == 5
+        && labels[..4]
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let quad = format!("{}.{}.{}.{}", labels[3], labels[2], labels[1], labels[0]);
+        if parse_ipv4_loose(&quad).is_some_and(private_v4) {
+            return true;
         }
     }
     if let Ok(v6) = host.parse::<Ipv6Addr>() {

@@ -13,6 +13,18 @@ use crate::waf::targets::Location;
 
 pub const FRAGMENTS: &[&str] = &[
     "..",
+    "./",
+    ".\\",
+    "0x2e",
+    "0x5c",
+    "\u{efc8}",
+    "\u{f025}",
+    "/opt/",
+    "/logs",
+    "log/",
+    ".cshrc",
+    "ntuser",
+    "c$",
     "etc/",
     "etc\\",
     "proc/",
@@ -57,7 +69,7 @@ pub const FRAGMENTS: &[&str] = &[
 static DOTDOT: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[/\\])\.{2,}(?:[/\\;]|$)|\.{2,}[/\\]"));
 static TARGET_FILE: LazyLock<Regex> = LazyLock::new(|| {
     regex(
-        r"(?:^|[/\\:=]|\.\.)(?:etc[/\\]+(?:passwd|shadow|group|hosts|issue|motd|crontab|fstab|sudoers|hostname|resolv\.conf|profile|environment|master\.passwd|security[/\\]|mysql[/\\]|apache2?[/\\]|httpd[/\\]|nginx[/\\]|php[/\\0-9.]*|ssh[/\\]|init\.d[/\\]|\w+\.conf\b|network|shells|inittab|aliases|inetd)|proc[/\\]+(?:self|\d+|version|cmdline|environ|mounts|net[/\\]|sched_debug|cpuinfo|meminfo)|(?:windows|winnt)[/\\]+(?:win\.ini|system\.ini|system32|repair|panther|debug|iis\d*\.log)|boot\.ini|win\.ini|system32[/\\]|inetpub[/\\]|\.htaccess|\.htpasswd|web\.config|\.git[/\\]+(?:config|head)|\.svn[/\\]|\.env\b|\.ssh[/\\]|id_[rd]sa\b|\.bash_history|\.bashrc|\.profile\b|var[/\\]+(?:log|www|lib|mail|spool|run|apache)|usr[/\\]+(?:local|share|lib|etc)[/\\]|wp-config\.php|config\.inc\.php|php\.ini|my\.cnf|httpd\.conf|apache2?\.conf|nginx\.conf|root[/\\]|home[/\\]+\w+[/\\]\.|dev[/\\]+(?:null|zero|random|stdin|fd)|tmp[/\\]|c:[/\\])",
+        r"(?:^|[/\\:=]|\.\.)(?:etc[/\\]+(?:[\w.-]+[/\\]+)*[\w.-]*(?:passwd|shadow|\.conf|\.cnf|\.ini|\.pdb|access|aliases|crontab)|opt[/\\]+[\w.-]+[/\\]+(?:[\w.-]+[/\\]+)*(?:logs?|conf|etc)[/\\]|(?:[\w.-]+[/\\]+)?logs?[/\\]+(?:access|error|auth|secure|messages|syslog)[._]?(?:log)?|var[/\\]+adm[/\\]|\.(?:cshrc|tcshrc|zshrc|login|logout|mysql_history|psql_history|viminfo|netrc|rhosts|pgpass|npmrc|dockercfg|aws[/\\])|ntuser\.dat|[a-z]\$[/\\]|etc[/\\]+(?:passwd|shadow|group|hosts|issue|motd|crontab|fstab|sudoers|hostname|resolv\.conf|profile|environment|master\.passwd|security[/\\]|mysql[/\\]|apache2?[/\\]|httpd[/\\]|nginx[/\\]|php[/\\0-9.]*|ssh[/\\]|init\.d[/\\]|\w+\.conf\b|network|shells|inittab|aliases|inetd)|proc[/\\]+(?:self|\d+|version|cmdline|environ|mounts|net[/\\]|sched_debug|cpuinfo|meminfo)|(?:windows|winnt)[/\\]+(?:win\.ini|system\.ini|system32|repair|panther|debug|iis\d*\.log)|boot\.ini|win\.ini|system32[/\\]|inetpub[/\\]|\.htaccess|\.htpasswd|web\.config|\.git[/\\]+(?:config|head)|\.svn[/\\]|\.env\b|\.ssh[/\\]|id_[rd]sa\b|\.bash_history|\.bashrc|\.profile\b|var[/\\]+(?:log|www|lib|mail|spool|run|apache)|usr[/\\]+(?:local|share|lib|etc)[/\\]|wp-config\.php|config\.inc\.php|php\.ini|my\.cnf|httpd\.conf|apache2?\.conf|nginx\.conf|root[/\\]|home[/\\]+\w+[/\\]\.|dev[/\\]+(?:null|zero|random|stdin|fd)|tmp[/\\]|c:[/\\])",
     )
 });
 static WRAPPER: LazyLock<Regex> = LazyLock::new(|| {
@@ -70,7 +82,38 @@ static WIN_DRIVE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 pub fn detect(s: &str, ctx: &Ctx) -> Option<Hit> {
+    // Hex spelled out (`0x2e0x2e0x2f`), percent signs lost on the way (`..2f..2f`), and the private-use code
+    // points some IIS versions map to slashes: undo them into a second form.
+    let needs_variant = s.contains("0x2")
+        || s.contains("0x5c")
+        || s.contains("..2f")
+        || s.contains("..5c")
+        || s.contains(['\u{efc8}', '\u{f025}']);
+    if needs_variant {
+        let mut v = s
+            .replace("0x2e", ".")
+            .replace("0x2f", "/")
+            .replace("0x5c", "\\")
+            .replace(['\u{efc8}', '\u{f025}'], "/");
+        if v.contains("..2f") || v.contains("..5c") {
+            v = v.replace("2f", "/").replace("5c", "\\");
+        }
+        let direct = detect_form(s, ctx);
+        let mut h = detect_form(&v, ctx)?;
+        h.start = 0;
+        h.end = s.len().min(60);
+        return Hit::max(direct, h);
+    }
+    detect_form(s, ctx)
+}
+
+fn detect_form(s: &str, ctx: &Ctx) -> Option<Hit> {
     let mut best: Option<Hit> = None;
+    // `/./\/././` chains: dot segments no client sends, used to defeat path matching.
+    let dot_segments = s.matches("./").count() + s.matches(".\\").count();
+    if dot_segments >= 3 && (s.contains("/./") || s.contains("\\.\\") || s.contains("/.\\") || s.contains("\\./")) {
+        best = Hit::max(best, Hit::new(0.85, 0, s.len().min(60), "traversal.dot_segments"));
+    }
     let mut ups = 0;
     let mut first = None;
     for m in DOTDOT.find_iter(s).take(64) {

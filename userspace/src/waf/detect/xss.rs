@@ -118,7 +118,7 @@ static SCHEME: LazyLock<Regex> = LazyLock::new(|| {
 });
 static JS_SINK: LazyLock<Regex> = LazyLock::new(|| {
     regex(
-        r"(?:\b(?:alert|prompt|confirm|eval|settimeout|setinterval|execscript|fetch|import|atob|fromcharcode|write|writeln|open|print)\s*(?:\(|`)|document\s*\.\s*(?:cookie|domain|write|location|body)|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.href\s*)?=|constructor\s*\(|\bself\s*\[|\btop\s*\[|\bthis\s*\[|\[\s*['\x22]constructor|\bfunction\s*\(\s*\)\s*\{)",
+        r"(?:\b(?:alert|prompt|confirm|eval|settimeout|setinterval|execscript|fetch|import|atob|fromcharcode|write|writeln|open|print)\s*(?:\(|`)|document\s*(?:\.\s*|\[\s*['\x22`])(?:cookie|domain|write|location|body)|\b(?:alert|prompt|confirm|eval)\s*\.\s*(?:call|apply|bind)\s*\(|window\s*\.\s*(?:location|name|open)|\.innerhtml\s*=|\blocation\s*(?:\.href\s*)?=|constructor\s*\(|\bself\s*\[|\btop\s*\[|\bthis\s*\[|\[\s*['\x22]constructor|\bfunction\s*\(\s*\)\s*\{)",
     )
 });
 static CSS_CODE: LazyLock<Regex> = LazyLock::new(|| {
@@ -205,7 +205,29 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     }
     if let Some(m) = JS_SINK.find(s) {
         let breakout = SCRIPT_BREAKOUT.find(s).is_some_and(|b| b.start() <= m.start());
-        let c = if breakout { 0.9 } else { 0.65 };
+        // A call with its parenthesis right after the name (`alert(1)`, `confirm.call(`), or property access
+        // by string (`document["cookie"]`), is code; "confirm (yes)" in a sentence is not.
+        let name = m.as_str().trim_end_matches(['(', '`']);
+        let strong_sink = matches!(
+            name,
+            "alert"
+                | "prompt"
+                | "confirm"
+                | "eval"
+                | "settimeout"
+                | "setinterval"
+                | "execscript"
+                | "fromcharcode"
+                | "atob"
+        ) || !name.bytes().all(|c| c.is_ascii_alphabetic());
+        let tight = strong_sink && !m.as_str().contains(char::is_whitespace);
+        let c = if breakout {
+            0.9
+        } else if tight {
+            0.82
+        } else {
+            0.65
+        };
         best = Hit::max(best, Hit::new(c, m.start(), m.end(), "xss.script_code"));
     }
     best

@@ -24,6 +24,7 @@ pub struct Buffers {
     utf8: String,
     folded: String,
     entities: String,
+    entities_again: String,
     lower: String,
 }
 
@@ -64,6 +65,7 @@ pub fn canonical<'x>(raw: &'x [u8], encoding: Encoding, passes: u8, buf: &'x mut
         utf8,
         folded,
         entities,
+        entities_again,
         lower,
     } = buf;
     let plus = encoding == Encoding::Form;
@@ -87,7 +89,16 @@ pub fn canonical<'x>(raw: &'x [u8], encoding: Encoding, passes: u8, buf: &'x mut
     } else {
         text
     };
-    let text: &str = if entity::decode(text, entities) { entities } else { text };
+    let text: &str = if entity::decode(text, entities) {
+        // Double-encoded references (`&amp;lt;`) are a common bypass: one more pass when one produced `&`.
+        if entities.contains('&') && entity::decode(entities, entities_again) {
+            entities_again
+        } else {
+            entities
+        }
+    } else {
+        text
+    };
     let text: &str = if text.bytes().any(|b| b.is_ascii_uppercase() || b == 0) {
         lower.clear();
         lower.extend(text.chars().filter(|c| *c != '\0').map(|c| c.to_ascii_lowercase()));

@@ -28,6 +28,11 @@ fn fold_char(c: char) -> Option<char> {
         0x2215 | 0x2044 => Some('/'),
         0x2216 | 0xfe68 => Some('\\'),
         0x3002 | 0xff61 => Some('.'),
+        // Enclosed alphanumerics (`①②⑦.⓪.⓪.⓪`), which IDNA maps to ASCII.
+        0x2460..=0x2468 => char::from_u32(cp - 0x2460 + u32::from(b'1')),
+        0x24ea => Some('0'),
+        0x24b6..=0x24cf => char::from_u32(cp - 0x24b6 + u32::from(b'a')),
+        0x24d0..=0x24e9 => char::from_u32(cp - 0x24d0 + u32::from(b'a')),
         _ => None,
     }
 }

@@ -1,5 +1,5 @@
-//! The `Cookie` header: `name=value` pairs split on `;`, each inspected (values percent-decoded, as most
-//! frameworks do).
+//! The `Cookie` header: `name=value` pairs split on `;`, each inspected (values form-decoded, `+` as a space,
+//! as most frameworks do).
 
 use std::borrow::Cow;
 
@@ -29,7 +29,8 @@ pub fn each(header: &[u8], f: &mut dyn FnMut(Target<'_>)) {
                 location: Location::CookieValue,
                 name: String::from_utf8_lossy(name),
                 value,
-                encoding: Encoding::Percent,
+                // Cookie values are decoded like form values by most frameworks (PHP's `urldecode`).
+                encoding: Encoding::Form,
             });
         }
     }

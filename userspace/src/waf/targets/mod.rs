@@ -163,6 +163,7 @@ pub fn each_in_head<'r>(req: &RequestView<'r>, f: &mut dyn FnMut(Target<'_>)) {
     });
     if !req.query.is_empty() {
         form::each(req.query.as_bytes(), Location::QueryName, Location::QueryValue, f);
+        whole_if_entity_encoded(req.query.as_bytes(), Location::QueryValue, f);
     }
     for (name, value) in req.headers {
         let n = name.as_str();
@@ -231,6 +232,7 @@ pub fn each_in_body(req: &RequestView<'_>, limits: Limits, f: &mut dyn FnMut(Tar
     let parsed = match body_kind(ct.as_deref(), req.body) {
         BodyKind::Form => {
             form::each(req.body, Location::FormName, Location::FormValue, f);
+            whole_if_entity_encoded(req.body, Location::FormValue, f);
             true
         }
         BodyKind::Json => json::each(req.body, limits.max_depth, f).is_ok(),
@@ -246,6 +248,19 @@ pub fn each_in_body(req: &RequestView<'_>, limits: Limits, f: &mut dyn FnMut(Tar
             name: Cow::Borrowed(""),
             value: req.body,
             encoding: Encoding::Text,
+        });
+    }
+}
+
+/// A raw `&#60;`-style character reference splits a form-encoded string at its `&`; an application that
+/// reads the raw string (or a lenient parser) sees the markup whole, so such strings are also inspected whole.
+fn whole_if_entity_encoded(data: &[u8], location: Location, f: &mut dyn FnMut(Target<'_>)) {
+    if memchr::memmem::find(data, b"&#").is_some() {
+        f(Target {
+            location,
+            name: Cow::Borrowed(""),
+            value: data,
+            encoding: Encoding::Form,
         });
     }
 }

@@ -10,38 +10,44 @@ use super::{Location, Target};
 use crate::waf::normalize::Encoding;
 
 /// Visits text and attribute values; false when the body had no element at all.
+///
+/// Text and CDATA sections that follow each other are one value (`<![CDATA[<]]>script<![CDATA[>]]>` is
+/// `<script>` to whoever reads the text), and each start tag is also a value as written, so markup that an
+/// XML document carries for an HTML page is seen as markup.
 pub fn each(body: &[u8], max_depth: usize, f: &mut dyn FnMut(Target<'_>)) -> bool {
     let mut i = 0;
     let mut depth = 0usize;
     let mut elements = 0;
     let mut element_name: &[u8] = b"";
+    let mut pending: Vec<u8> = Vec::new();
+    let flush = |pending: &mut Vec<u8>, element: &[u8], f: &mut dyn FnMut(Target<'_>)| {
+        text(pending, element, f);
+        pending.clear();
+    };
     while i < body.len() {
         let Some(p) = memchr::memchr(b'<', &body[i..]) else {
-            text(&body[i..], element_name, f);
+            pending.extend_from_slice(&body[i..]);
             break;
         };
         let lt = i + p;
-        text(&body[i..lt], element_name, f);
+        pending.extend_from_slice(&body[i..lt]);
         let rest = &body[lt..];
         if rest.starts_with(b"<!--") {
             i = memmem::find(rest, b"-->").map_or(body.len(), |e| lt + e + 3);
         } else if rest.starts_with(b"<![CDATA[") {
             let end = memmem::find(rest, b"]]>").unwrap_or(rest.len());
-            f(Target {
-                location: Location::XmlText,
-                name: String::from_utf8_lossy(element_name),
-                value: &rest[9.min(end)..end],
-                encoding: Encoding::Text,
-            });
+            pending.extend_from_slice(&rest[9.min(end)..end]);
             i = (lt + end + 3).min(body.len());
         } else if rest.starts_with(b"<?") {
             i = memmem::find(rest, b"?>").map_or(body.len(), |e| lt + e + 2);
         } else if rest.starts_with(b"<!") {
             i = declaration_end(rest).map_or(body.len(), |e| lt + e);
         } else if rest.starts_with(b"</") {
+            flush(&mut pending, element_name, f);
             depth = depth.saturating_sub(1);
             i = memchr::memchr(b'>', rest).map_or(body.len(), |e| lt + e + 1);
         } else {
+            flush(&mut pending, element_name, f);
             let end = tag_end(rest).unwrap_or(rest.len());
             let tag = &rest[1..end.saturating_sub(1).max(1)];
             let name_len = tag
@@ -50,6 +56,12 @@ pub fn each(body: &[u8], max_depth: usize, f: &mut dyn FnMut(Target<'_>)) -> boo
                 .count();
             element_name = &tag[..name_len];
             elements += 1;
+            f(Target {
+                location: Location::XmlText,
+                name: String::from_utf8_lossy(element_name),
+                value: &rest[..end],
+                encoding: Encoding::Text,
+            });
             if depth < max_depth {
                 attributes(&tag[name_len..], f);
             }
@@ -59,6 +71,7 @@ pub fn each(body: &[u8], max_depth: usize, f: &mut dyn FnMut(Target<'_>)) -> boo
             i = lt + end;
         }
     }
+    flush(&mut pending, element_name, f);
     elements > 0
 }
 
@@ -144,6 +157,16 @@ mod tests {
         assert!(seen.contains(&(Location::XmlText, "<raw>".into())));
         assert!(seen.contains(&(Location::XmlAttribute, "v>w".into())));
         assert!(!seen.iter().any(|s| s.1.contains("ENTITY")));
+    }
+
+    #[test]
+    fn text_split_by_cdata_sections_is_one_value() {
+        let body = b"<a><![CDATA[<]]>script<![CDATA[>]]>alert(1)</a>";
+        let mut seen = Vec::new();
+        each(body, 32, &mut |t| {
+            seen.push(String::from_utf8_lossy(t.value).into_owned())
+        });
+        assert!(seen.contains(&"<script>alert(1)".to_owned()), "{seen:?}");
     }
 
     #[test]

@@ -53,44 +53,14 @@ pub enum Tok {
 
 const STMT: &[&str] = &[
     "insert", "update", "delete", "drop", "create", "alter", "truncate", "exec", "execute", "declare", "grant",
-    "revoke", "shutdown", "merge", "rename", "handler", "attach", "pragma",
+    "revoke", "shutdown", "merge", "rename", "handler", "attach", "load", "pragma",
 ];
 const CLAUSE: &[&str] = &[
-    "from",
-    "where",
-    "into",
-    "values",
-    "set",
-    "table",
-    "case",
-    "when",
-    "then",
-    "else",
-    "end",
-    "as",
-    "on",
-    "join",
-    "distinct",
-    "all",
-    "top",
-    "exists",
-    "database",
-    "schema",
-    "column",
-    "information_schema",
-    "outfile",
-    "dumpfile",
-    "collate",
-    "escape",
-    "cast",
-    "convert",
-    "char",
-    "nchar",
-    "varchar",
-    "binary",
-    "asc",
-    "desc",
+    "from", "where", "into", "values", "set", "case", "when", "then", "else", "end", "as", "on", "join", "distinct",
+    "all", "top", "exists", "outfile", "dumpfile", "collate", "escape", "asc", "desc",
 ];
+/// Unary prefix operators: skipped when looking for an operand (`BINARY 'a'`, `NOT 1`, `-1`).
+pub const PREFIX: &[&str] = &["binary", "not", "!", "-", "+", "~", "distinct"];
 const TAIL: &[&str] = &["having", "limit", "offset", "procedure", "order", "group"];
 const OPWORDS: &[&str] = &[
     "like", "rlike", "regexp", "between", "in", "is", "div", "mod", "sounds", "glob", "match", "ilike", "similar",

@@ -77,7 +77,7 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
                 continue;
             }
             lexer::lex(s, start, MAX_TOKENS, toks);
-            if let Some(h) = score(s, toks, start.is_some()) {
+            if let Some(h) = score(s, toks, start) {
                 best = Hit::max(best, h);
             }
         }
@@ -90,7 +90,7 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
             }
             stripped.push_str(rest);
             lexer::lex(stripped, None, MAX_TOKENS, toks);
-            if let Some(mut h) = score(stripped, toks, false) {
+            if let Some(mut h) = score(stripped, toks, None) {
                 h.start = 0;
                 h.end = s.len().min(80);
                 best = Hit::max(best, h);
@@ -109,10 +109,6 @@ fn is_operand(t: Tok) -> bool {
 
 fn is_value(t: Tok) -> bool {
     matches!(t, Tok::Num | Tok::Str { .. } | Tok::Literal | Tok::Var | Tok::Func)
-}
-
-fn is_cmp(t: Tok) -> bool {
-    matches!(t, Tok::Eq | Tok::Op)
 }
 
 /// Functions whose mere call is an attack signature (time delays, file access, error-based extraction).
@@ -149,44 +145,135 @@ const ATTACK_FUNCTIONS: &[&str] = &[
     "make_set",
 ];
 
-/// Scores one lexing; `breakout`: the first token is the string the input closed.
-fn score(s: &str, all: &[(Tok, usize, usize)], breakout: bool) -> Option<Hit> {
-    // Work on the tokens without comments, remembering where comments were.
-    let mut v: [Tok; MAX_TOKENS] = [Tok::Comment; MAX_TOKENS];
-    let mut span: [(usize, usize); MAX_TOKENS] = [(0, 0); MAX_TOKENS];
-    let mut comment_after = [false; MAX_TOKENS];
-    let mut n = 0;
-    let mut comments = 0;
-    let mut leading_comment = false;
-    for &(t, a, e) in all {
-        if t == Tok::Comment {
-            comments += 1;
-            if n == 0 {
-                leading_comment = true;
-            } else {
-                comment_after[n - 1] = true;
+/// Whether an operator token compares (as opposed to doing arithmetic).
+fn is_comparison(t: Tok, text: &str) -> bool {
+    t == Tok::Eq
+        || (t == Tok::Op
+            && (text.bytes().any(|c| matches!(c, b'<' | b'>' | b'=' | b'!'))
+                || matches!(
+                    text,
+                    "like"
+                        | "rlike"
+                        | "regexp"
+                        | "is"
+                        | "in"
+                        | "between"
+                        | "sounds"
+                        | "glob"
+                        | "match"
+                        | "ilike"
+                        | "similar"
+                )))
+}
+
+/// The token list of one lexing, without comments, with where the comments were.
+struct Shape<'s> {
+    s: &'s str,
+    v: [Tok; MAX_TOKENS],
+    span: [(usize, usize); MAX_TOKENS],
+    comment_after: [bool; MAX_TOKENS],
+    n: usize,
+    comments: usize,
+    /// In a quote context: the input ends so that the application's closing quote still makes valid SQL
+    /// (inside a string opened with the same quote, or commented out).
+    valid_end: bool,
+}
+
+impl<'s> Shape<'s> {
+    fn new(s: &'s str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Self {
+        let mut sh = Shape {
+            s,
+            v: [Tok::Comment; MAX_TOKENS],
+            span: [(0, 0); MAX_TOKENS],
+            comment_after: [false; MAX_TOKENS],
+            n: 0,
+            comments: 0,
+            valid_end: true,
+        };
+        let mut leading = false;
+        for &(t, a, e) in all {
+            if t == Tok::Comment {
+                sh.comments += 1;
+                if sh.n == 0 {
+                    leading = true;
+                } else {
+                    sh.comment_after[sh.n - 1] = true;
+                }
+                continue;
             }
-            continue;
+            if sh.n < MAX_TOKENS {
+                sh.v[sh.n] = t;
+                sh.span[sh.n] = (a, e);
+                sh.n += 1;
+            }
         }
-        if n < MAX_TOKENS {
-            v[n] = t;
-            span[n] = (a, e);
-            n += 1;
+        let _ = leading;
+        if let Some(q) = quote
+            && sh.n > 0
+        {
+            let last = sh.n - 1;
+            let unclosed_same =
+                sh.v[last] == (Tok::Str { closed: false }) && s.as_bytes().get(sh.span[last].0) == Some(&q);
+            // The first token of a quote context starts inside the string: it is "unclosed" only if the whole input is.
+            let first_is_whole = last == 0 && sh.v[0] == (Tok::Str { closed: false });
+            sh.valid_end = (unclosed_same && !first_is_whole) || sh.comment_after[last];
+        }
+        sh
+    }
+
+    fn at(&self, i: usize) -> Option<Tok> {
+        (i < self.n).then(|| self.v[i])
+    }
+
+    fn text(&self, i: usize) -> &'s str {
+        if i < self.n {
+            &self.s[self.span[i].0..self.span[i].1]
+        } else {
+            ""
         }
     }
-    let v = &v[..n];
+
+    fn cmp(&self, i: usize) -> bool {
+        self.at(i).is_some_and(|t| is_comparison(t, self.text(i)))
+    }
+
+    fn ends_after(&self, i: usize) -> bool {
+        i + 1 >= self.n || self.comment_after[i]
+    }
+
+    /// Skips unary prefixes and opening parentheses from `i`.
+    fn operand_from(&self, mut i: usize) -> usize {
+        while i < self.n
+            && (self.v[i] == Tok::LParen
+                || (matches!(self.v[i], Tok::Word | Tok::Op | Tok::Logic | Tok::Clause)
+                    && lexer::PREFIX.contains(&self.text(i))))
+        {
+            i += 1;
+        }
+        i
+    }
+
+    fn hit(&self, c: f32, from: usize, to: usize, rule: &'static str) -> Hit {
+        let last = self.n.saturating_sub(1);
+        Hit {
+            confidence: c,
+            start: self.span[from.min(last)].0,
+            end: self.span[to.min(last)].1,
+            rule,
+        }
+    }
+}
+
+/// Scores one lexing; `quote`: the context the input was read in (`None`: after a number or name).
+fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit> {
+    let sh = Shape::new(s, all, quote);
+    let n = sh.n;
     if n == 0 {
         return None;
     }
-    let text = |i: usize| &s[span[i].0..span[i].1];
-    let hit = |c: f32, from: usize, to: usize, rule: &'static str| Hit {
-        confidence: c,
-        start: span[from].0,
-        end: span[to.min(n - 1)].1,
-        rule,
-    };
-    let at = |i: usize| v.get(i).copied();
-    let ends_after = |i: usize| i + 1 >= n || comment_after[i];
+    let v = &sh.v[..n];
+    let at = |i: usize| sh.at(i);
+    let text = |i: usize| sh.text(i);
     let mut best: Option<Hit> = None;
     let mut keep = |h: Hit| best = Hit::max(best.take(), h);
 
@@ -198,50 +285,48 @@ fn score(s: &str, all: &[(Tok, usize, usize)], breakout: bool) -> Option<Hit> {
                 while matches!(at(j), Some(Tok::Clause | Tok::LParen)) && j < i + 4 {
                     j += 1;
                 }
+                let commented = sh.comment_after[i] || (i > 0 && sh.comment_after[i - 1]);
                 if at(j) == Some(Tok::Select) {
-                    keep(hit(0.97, i, j, "sqli.union_select"));
-                } else if at(j).is_some_and(is_value) && i > 0 {
-                    keep(hit(0.6, i, j, "sqli.union"));
+                    keep(sh.hit(0.97, i, j, "sqli.union_select"));
+                } else if i > 0 && commented {
+                    keep(sh.hit(0.85, i, i, "sqli.union_obfuscated"));
+                } else if i > 0 && at(j).is_some_and(is_value) {
+                    keep(sh.hit(0.6, i, j, "sqli.union"));
                 }
             }
             // Stacked statement: `; DROP TABLE`, `; SELECT`, `; WAITFOR`, `; EXEC`.
             Tok::Semi => match at(i + 1) {
                 Some(Tok::Select) if at(i + 2).is_some_and(|t| is_operand(t) || t == Tok::Op) => {
-                    keep(hit(0.95, i, i + 2, "sqli.stacked_select"))
+                    keep(sh.hit(0.95, i, i + 2, "sqli.stacked_select"))
                 }
-                Some(Tok::Stmt) => {
-                    let stmt_ok = match at(i + 2) {
-                        None => text(i + 1) == "shutdown" || comment_after[i + 1],
-                        Some(t) => matches!(t, Tok::Clause | Tok::Word | Tok::Var | Tok::Func | Tok::Call),
-                    };
-                    if stmt_ok {
-                        keep(hit(0.93, i, i + 2, "sqli.stacked_statement"));
-                    }
+                Some(Tok::Stmt) if statement(&sh, i + 1) >= 0.5 => {
+                    keep(sh.hit(0.93, i, i + 2, "sqli.stacked_statement"))
                 }
-                Some(Tok::Waitfor | Tok::Func) => keep(hit(0.93, i, i + 1, "sqli.stacked_call")),
-                None if i > 0 && (breakout || leading_comment || comment_after[i]) && i + 1 >= n => {
-                    if breakout && i == 1 {
-                        keep(hit(0.8, 0, i, "sqli.breakout_terminate"));
-                    }
+                Some(Tok::Waitfor) => keep(sh.hit(0.93, i, i + 1, "sqli.stacked_call")),
+                Some(Tok::Func) if ATTACK_FUNCTIONS.contains(&text(i + 1)) => {
+                    keep(sh.hit(0.93, i, i + 1, "sqli.stacked_call"))
+                }
+                None if i > 0 && sh.comment_after[i] => keep(sh.hit(0.85, 0, i, "sqli.terminate_and_comment")),
+                Some(Tok::Clause) if text(i + 1) == "set" && at(i + 2) == Some(Tok::Var) => {
+                    keep(sh.hit(0.9, i, i + 2, "sqli.stacked_set"))
                 }
                 _ => {}
             },
             Tok::Waitfor => {
                 if at(i + 1) == Some(Tok::Word) && text(i + 1) == "delay" {
-                    keep(hit(0.95, i, i + 2, "sqli.waitfor_delay"));
+                    keep(sh.hit(0.95, i, i + 2, "sqli.waitfor_delay"));
                 }
             }
             Tok::Func => {
                 let name = text(i);
                 if ATTACK_FUNCTIONS.contains(&name) {
-                    keep(hit(0.88, i, i + 3, "sqli.attack_function"));
+                    keep(sh.hit(0.88, i, i + 3, "sqli.attack_function"));
                 }
-                // char(...) / concat(0x..) string building.
                 if matches!(name, "char" | "chr" | "concat" | "unhex") && at(i + 2) == Some(Tok::Num) {
                     let hex = text(i + 2).starts_with("0x");
                     let chained = v[i..].iter().filter(|t| matches!(t, Tok::Func)).count() >= 2;
                     if hex || chained {
-                        keep(hit(0.85, i, i + 3, "sqli.string_building"));
+                        keep(sh.hit(0.85, i, i + 3, "sqli.string_building"));
                     }
                 }
             }
@@ -255,13 +340,11 @@ fn score(s: &str, all: &[(Tok, usize, usize)], breakout: bool) -> Option<Hit> {
                     } else {
                         0.6
                     };
-                    keep(hit(c, i, i, "sqli.system_variable"));
+                    keep(sh.hit(c, i, i, "sqli.system_variable"));
                 }
             }
             Tok::Select => {
-                // A SELECT with structure: select <expr list> [from <name>] with SQL punctuation.
                 let from = (i + 2..n).find(|&k| v[k] == Tok::Clause && text(k) == "from");
-                // SQL punctuation in the column list, or a clause right after the table name.
                 let punct = from.is_some_and(|f| {
                     v[i + 1..f]
                         .iter()
@@ -270,134 +353,140 @@ fn score(s: &str, all: &[(Tok, usize, usize)], breakout: bool) -> Option<Hit> {
                             at(f + 2),
                             Some(Tok::Clause | Tok::Semi | Tok::Tail | Tok::Union | Tok::Eq)
                         )
-                        || comment_after.get(f + 1).copied().unwrap_or(false)
+                        || sh.comment_after.get(f + 1).copied().unwrap_or(false)
                 });
                 match at(i + 1) {
-                    Some(Tok::Func | Tok::Var) => keep(hit(0.88, i, i + 1, "sqli.select_call")),
-                    Some(Tok::Num | Tok::Literal)
+                    Some(Tok::Func | Tok::Var) => keep(sh.hit(0.88, i, i + 1, "sqli.select_call")),
+                    Some(Tok::Num | Tok::Literal | Tok::Str { .. })
                         if at(i + 2).is_none_or(|t| {
                             matches!(t, Tok::Comma | Tok::Clause | Tok::Eq | Tok::Op | Tok::RParen)
-                        }) =>
+                        }) && (i > 0 || at(i + 2).is_some()) =>
                     {
-                        keep(hit(0.85, i, i + 2, "sqli.select_values"))
+                        keep(sh.hit(0.85, i, i + 2, "sqli.select_values"))
                     }
-                    Some(Tok::Op) if text(i + 1) == "*" => keep(hit(0.9, i, i + 2, "sqli.select_star")),
-                    Some(Tok::Word | Tok::Str { .. } | Tok::Clause) => {
-                        if let Some(f) = from
-                            && f > i
-                            && text(f) == "from"
-                        {
-                            let c = if punct { 0.88 } else { 0.55 };
-                            keep(hit(c, i, f + 1, "sqli.select_from"));
-                        }
+                    Some(Tok::Op) if text(i + 1) == "*" => keep(sh.hit(0.9, i, i + 2, "sqli.select_star")),
+                    Some(_) if from.is_some() => {
+                        let c = if punct { 0.88 } else { 0.55 };
+                        keep(sh.hit(c, i, from.unwrap_or(i) + 1, "sqli.select_from"));
                     }
                     _ => {}
                 }
-                if i > 0 && matches!(v[i - 1], Tok::LParen) && at(i + 1).is_some_and(is_operand) {
-                    keep(hit(0.88, i - 1, i + 1, "sqli.subquery"));
+                if i > 0 && v[i - 1] == Tok::LParen && at(i + 1).is_some_and(|t| is_operand(t) || t == Tok::Op) {
+                    keep(sh.hit(0.88, i - 1, i + 1, "sqli.subquery"));
                 }
             }
             Tok::Stmt => {
-                let word = text(i);
-                let next = at(i + 1);
-                let next_text = if i + 1 < n { text(i + 1) } else { "" };
-                let c =
-                    match (word, next, next_text) {
-                        ("insert" | "replace", Some(Tok::Clause), "into") if at(i + 2) == Some(Tok::Word) => 0.85,
-                        ("delete", Some(Tok::Clause), "from")
-                            if at(i + 2) == Some(Tok::Word)
-                                && (i + 3 >= n || matches!(at(i + 3), Some(Tok::Clause | Tok::Semi))) =>
-                        {
-                            0.85
-                        }
-                        ("update", Some(Tok::Word), _)
-                            if at(i + 2) == Some(Tok::Clause) && i + 2 < n && text(i + 2) == "set" =>
-                        {
-                            0.88
-                        }
-                        ("drop" | "create" | "alter" | "truncate", Some(Tok::Clause | Tok::Word), t)
-                            if matches!(
-                                t,
-                                "table"
-                                    | "database"
-                                    | "schema"
-                                    | "view"
-                                    | "procedure"
-                                    | "function"
-                                    | "user"
-                                    | "index"
-                                    | "trigger"
-                            ) && at(i + 2).is_some_and(|t| matches!(t, Tok::Word | Tok::Clause)) =>
-                        {
-                            if ends_after(i + 2) { 0.85 } else { 0.6 }
-                        }
-                        ("exec" | "execute", Some(Tok::Func | Tok::Word | Tok::Var | Tok::Call), t)
-                            if t.starts_with("xp_")
-                                || t.starts_with("sp_")
-                                || t.starts_with("master")
-                                || t.starts_with('@') =>
-                        {
-                            0.9
-                        }
-                        ("declare", Some(Tok::Var), _) => 0.88,
-                        ("shutdown", None, _) if comments > 0 || breakout => 0.85,
-                        _ => 0.0,
-                    };
+                let c = statement(&sh, i);
                 if c > 0.0 {
-                    keep(hit(c, i, i + 2, "sqli.statement"));
+                    keep(sh.hit(c, i, i + 2, "sqli.statement"));
                 }
+            }
+            Tok::Clause if text(i) == "into" && matches!(text(i + 1), "outfile" | "dumpfile") => {
+                keep(sh.hit(0.93, i, i + 1, "sqli.into_outfile"));
             }
             _ => {}
         }
     }
 
-    // Breakout from a string: what follows the closing quote.
-    if breakout {
-        let closed = matches!(v[0], Tok::Str { closed: true });
-        if closed {
-            if let Some(h) = after_value(v, 1, &ends_after, &text, true) {
-                keep(hit(h.0, 0, h.1, h.2));
+    if quote.is_some() {
+        if matches!(v[0], Tok::Str { closed: true }) {
+            if let Some((c, to, rule)) = after_value(&sh, 1, true, false) {
+                keep(sh.hit(c, 0, to, rule));
             }
-            if n == 1 && comment_after[0] {
-                keep(hit(0.85, 0, 0, "sqli.breakout_comment"));
+            if n == 1 && sh.comment_after[0] {
+                keep(sh.hit(0.85, 0, 0, "sqli.breakout_comment"));
             }
         }
     } else {
-        // After the application's own value (a number or a name), or at the very start.
         let first = v[0];
         if matches!(first, Tok::Num | Tok::Word | Tok::Literal | Tok::Var) {
-            if let Some(h) = after_value(v, 1, &ends_after, &text, false) {
-                keep(hit(h.0, 0, h.1, h.2));
+            if let Some((c, to, rule)) = after_value(&sh, 1, false, first == Tok::Word) {
+                keep(sh.hit(c, 0, to, rule));
             }
         }
-        if matches!(first, Tok::Logic | Tok::RParen) {
-            if let Some(h) = after_value(v, 0, &ends_after, &text, false) {
-                keep(hit(h.0 - 0.05, 0, h.1, h.2));
+        if matches!(first, Tok::Logic | Tok::RParen | Tok::Tail | Tok::Clause) {
+            if let Some((c, to, rule)) = after_value(&sh, 0, false, false) {
+                keep(sh.hit(c - 0.03, 0, to, rule));
             }
         }
-        // `-1 union`, `-1 or`: an operator before the number.
         if matches!(first, Tok::Op | Tok::Eq) && at(1) == Some(Tok::Num) {
-            if let Some(h) = after_value(v, 2, &ends_after, &text, false) {
-                keep(hit(h.0, 0, h.1, h.2));
+            if let Some((c, to, rule)) = after_value(&sh, 2, false, false) {
+                keep(sh.hit(c, 0, to, rule));
             }
+        }
+        // More closing than opening parentheses, then a comment: the input closes the application's
+        // expression and cuts the rest of the query.
+        // A parenthesised SQL expression cut by a comment: `( COS ( 'a' OR @a) ) --`.
+        if first == Tok::LParen
+            && v[n - 1] == Tok::RParen
+            && sh.comment_after[n - 1]
+            && v.iter().any(|t| {
+                matches!(
+                    t,
+                    Tok::Func | Tok::Call | Tok::Var | Tok::Str { .. } | Tok::Logic | Tok::Select
+                )
+            })
+        {
+            keep(sh.hit(0.85, 0, n - 1, "sqli.parenthesised_expression_comment"));
+        }
+        // A number and nothing but a comment: `1--`, `1 #`.
+        if n == 1 && first == Tok::Num && sh.comment_after[0] && s.len() - sh.span[0].1 <= 4 {
+            keep(sh.hit(0.82, 0, 0, "sqli.number_comment"));
+        }
+        let opens = v.iter().filter(|t| **t == Tok::LParen).count();
+        let closes = v.iter().filter(|t| **t == Tok::RParen).count();
+        if closes > opens && sh.comment_after[n - 1] {
+            keep(sh.hit(0.85, 0, n - 1, "sqli.unbalanced_close_comment"));
         }
     }
     best
 }
 
+/// The confidence that a statement keyword at `i` starts a real statement.
+fn statement(sh: &Shape<'_>, i: usize) -> f32 {
+    let word = sh.text(i);
+    let next = sh.at(i + 1);
+    let next_text = sh.text(i + 1);
+    match (word, next, next_text) {
+        ("insert" | "replace", Some(Tok::Clause), "into") if sh.at(i + 2) == Some(Tok::Word) => 0.85,
+        ("delete", Some(Tok::Clause), "from")
+            if sh.at(i + 2) == Some(Tok::Word)
+                && (i + 3 >= sh.n || matches!(sh.at(i + 3), Some(Tok::Clause | Tok::Semi))) =>
+        {
+            0.85
+        }
+        ("update", Some(Tok::Word), _) if sh.at(i + 2) == Some(Tok::Clause) && sh.text(i + 2) == "set" => 0.88,
+        ("drop" | "create" | "alter" | "truncate", Some(Tok::Clause | Tok::Word), t)
+            if matches!(
+                t,
+                "table" | "database" | "schema" | "view" | "procedure" | "function" | "user" | "index" | "trigger"
+            ) && sh.at(i + 2).is_some_and(|t| matches!(t, Tok::Word | Tok::Clause)) =>
+        {
+            if sh.ends_after(i + 2) {
+                0.85
+            } else {
+                0.6
+            }
+        }
+        ("exec" | "execute", Some(Tok::Func | Tok::Word | Tok::Var | Tok::Call), t)
+            if t.starts_with("xp_") || t.starts_with("sp_") || t.starts_with("master") || t.starts_with('@') =>
+        {
+            0.9
+        }
+        ("declare", Some(Tok::Var), _) => 0.88,
+        ("delete", Some(Tok::Word), "quick" | "low_priority" | "ignore") => 0.88,
+        ("load", Some(Tok::Word), "data" | "xml") => 0.9,
+        ("create", Some(Tok::Word | Tok::Clause), "table") if sh.at(i + 3) == Some(Tok::LParen) => 0.85,
+        ("shutdown", None, _) if sh.comments > 0 => 0.85,
+        _ => 0.0,
+    }
+}
+
 /// The shape after a value that ends where the application's own value ended, starting at token `i`.
 /// Returns confidence, last token index and rule.
-fn after_value<'s>(
-    v: &[Tok],
-    i: usize,
-    ends_after: &dyn Fn(usize) -> bool,
-    text: &dyn Fn(usize) -> &'s str,
-    from_string: bool,
-) -> Option<(f32, usize, &'static str)> {
-    let n = v.len();
-    let at = |k: usize| v.get(k).copied();
+fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) -> Option<(f32, usize, &'static str)> {
+    let at = |k: usize| sh.at(k);
     let mut i = i;
-    // Closing parentheses of the application's expression: `1) or (1=1`.
     let mut parens = 0;
     while at(i) == Some(Tok::RParen) {
         i += 1;
@@ -406,12 +495,8 @@ fn after_value<'s>(
     let bonus = if parens > 0 { 0.02 } else { 0.0 };
     let next = at(i)?;
     match next {
-        Tok::Logic => {
-            let mut j = i + 1;
-            // `not`, `!` and opening parentheses before the operand.
-            while matches!(at(j), Some(Tok::LParen)) || (at(j) == Some(Tok::Logic) && text(j) == "not") {
-                j += 1;
-            }
+        Tok::Logic if sh.text(i) != "not" => {
+            let j = sh.operand_from(i + 1);
             let a = at(j)?;
             if a == Tok::Select {
                 return Some((0.95, j, "sqli.logic_subquery"));
@@ -422,23 +507,47 @@ fn after_value<'s>(
             if !is_operand(a) {
                 return None;
             }
-            match at(j + 1) {
-                Some(t) if is_cmp(t) => {
-                    let b = at(j + 2)?;
-                    if is_operand(b) || b == Tok::Select {
-                        // A comparison after a logic operator: a tautology or a boolean probe.
-                        let prose = a == Tok::Word && b == Tok::Word && !from_string && text(j + 1) != "=";
-                        return Some((if prose { 0.6 } else { 0.95 } + bonus, j + 2, "sqli.tautology"));
+            // The operand may be an arithmetic expression before the comparison: `column+(1)=1`.
+            let mut k = j + 1;
+            while k < sh.n
+                && k < j + 8
+                && !sh.cmp(k)
+                && (matches!(
+                    sh.v[k],
+                    Tok::Op | Tok::LParen | Tok::RParen | Tok::Num | Tok::Word | Tok::Str { .. } | Tok::Dot
+                ) || (sh.v[k] == Tok::Logic && sh.text(k) == "not"))
+            {
+                k += 1;
+            }
+            if sh.cmp(k) {
+                let b_at = sh.operand_from(k + 1);
+                let b = at(b_at)?;
+                if is_operand(b) || b == Tok::Select {
+                    let prose = a == Tok::Word && b == Tok::Word && k == j + 1 && sh.text(k) != "=";
+                    let mut c = if prose { 0.6 } else { 0.95 };
+                    if from_string && !sh.valid_end {
+                        c -= 0.07;
                     }
-                    None
+                    if word_first && !prose && a == Tok::Word && b == Tok::Word {
+                        c = 0.6;
+                    }
+                    return Some((c + bonus, b_at, "sqli.tautology"));
                 }
-                None | Some(Tok::RParen) if ends_after(j) || matches!(a, Tok::Str { closed: false }) => {
+                return None;
+            }
+            let end = sh.ends_after(j) || (j + 1 < sh.n && sh.v[j + 1] == Tok::RParen && sh.ends_after(j + 1));
+            match at(j + 1) {
+                _ if end => {
                     // `' or 1--`, `' or 'x` (the application's quote closes it), `1 or true#`.
-                    if is_value(a) || from_string {
-                        Some((0.88 + bonus, j, "sqli.logic_truncated"))
+                    let commented = sh.comment_after[(j + 1).min(sh.n - 1)] || sh.comment_after[j];
+                    let c = if from_string {
+                        if sh.valid_end { 0.88 } else { 0.6 }
+                    } else if commented && !word_first && is_value(a) {
+                        0.88
                     } else {
-                        Some((0.55, j, "sqli.logic_word"))
-                    }
+                        0.55
+                    };
+                    Some((c + bonus, j, "sqli.logic_truncated"))
                 }
                 Some(Tok::Logic) if is_value(a) && from_string => Some((0.85, j, "sqli.logic_chain")),
                 Some(Tok::Tail | Tok::Semi | Tok::Union) if is_value(a) => Some((0.9, j + 1, "sqli.logic_then_clause")),
@@ -447,29 +556,32 @@ fn after_value<'s>(
             }
         }
         Tok::Eq | Tok::Op if from_string => {
-            let a = at(i + 1)?;
-            let op = text(i);
+            let k = sh.operand_from(i + 1);
+            let a = at(k)?;
             if matches!(a, Tok::Func | Tok::Select) {
-                return Some((0.9, i + 1, "sqli.breakout_expression"));
+                return Some((0.9, k, "sqli.breakout_expression"));
             }
-            if matches!(a, Tok::Str { .. } | Tok::Num | Tok::Literal | Tok::Var) {
-                // `x'='x`, `'||'`, `'-0-'`, `' like '%`.
-                let strong = matches!(a, Tok::Str { closed: false })
-                    || ends_after(i + 1)
-                    || at(i + 2).is_some_and(|t| is_cmp(t) || t == Tok::Logic);
-                let wordy_op = op.chars().all(|c| c.is_ascii_alphabetic());
-                if strong {
-                    return Some((if wordy_op { 0.8 } else { 0.88 }, i + 1, "sqli.breakout_comparison"));
+            if matches!(a, Tok::Str { .. } | Tok::Num | Tok::Literal | Tok::Var | Tok::Word) {
+                // `x'='x`, `'||'`, `'-0-'`, `' like '%`: valid only if the application's quote still closes it.
+                let wordy = sh.text(i).bytes().all(|c| c.is_ascii_alphabetic());
+                if sh.valid_end {
+                    return Some((if wordy { 0.85 } else { 0.88 }, k, "sqli.breakout_comparison"));
+                }
+                if sh.cmp(k + 1) || at(k + 1) == Some(Tok::Logic) {
+                    return Some((0.82, k + 1, "sqli.breakout_comparison"));
                 }
             }
             None
         }
         Tok::Tail => {
-            // `' order by 3--`, `1 having 1=1`, `' limit 1`
-            let a = at(i + 1)?;
-            if matches!(a, Tok::Num | Tok::Func | Tok::Var) || (a == Tok::Word && ends_after(i + 1)) {
-                let c = if ends_after(i + 1) || at(i + 2).is_some_and(|t| is_cmp(t) || t == Tok::Comma) || from_string {
+            let a = at(sh.operand_from(i + 1))?;
+            if matches!(a, Tok::Num | Tok::Func | Tok::Var | Tok::Word) {
+                let c = if sh.comment_after[i + 1] || (from_string && sh.valid_end) {
                     0.9
+                } else if sh.cmp(i + 2) || at(i + 2) == Some(Tok::Tail) || at(i + 2) == Some(Tok::Comma) {
+                    0.88
+                } else if i == 0 && a == Tok::Num {
+                    0.85
                 } else {
                     0.6
                 };
@@ -477,27 +589,32 @@ fn after_value<'s>(
             }
             None
         }
-        Tok::Semi => {
-            if ends_after(i) && from_string {
-                return Some((0.82, i, "sqli.breakout_terminate"));
-            }
-            None
+        Tok::Semi if from_string => {
+            let c = if sh.comment_after[i] { 0.85 } else { 0.6 };
+            Some((c, i, "sqli.breakout_terminate"))
         }
-        Tok::Clause if from_string || parens > 0 => {
-            let t = text(i);
-            if matches!(t, "into" | "from" | "where") && at(i + 1).is_some_and(is_operand) {
-                return Some((0.85, i + 1, "sqli.breakout_clause"));
+        Tok::Clause if from_string || parens > 0 || i == 0 => {
+            let t = sh.text(i);
+            let j = sh.operand_from(i + 1);
+            if t == "where" && at(j).is_some_and(is_operand) && sh.cmp(j + 1) {
+                return Some((0.9, j + 1, "sqli.where_injection"));
+            }
+            if t == "from"
+                && at(j) == Some(Tok::Word)
+                && (sh.ends_after(j) || matches!(at(j + 1), Some(Tok::Clause | Tok::Semi | Tok::Tail | Tok::Union)))
+            {
+                return Some((0.85, j, "sqli.breakout_clause"));
             }
             None
         }
         Tok::Eq | Tok::Op if parens > 0 || i > 0 => {
-            // `1 = 1 --`, `1)=1`, `1 and`: a comparison after the number, ended by a comment.
+            // `1 = 1 --`, `1)=1--`: a comparison after the number, cut by a comment.
             let a = at(i + 1)?;
             if is_value(a)
-                && ends_after(i + 1)
-                && n <= i + 3
-                && (parens > 0 || v[0] == Tok::Num)
-                && ends_comment(ends_after, i + 1, n)
+                && sh.comment_after[i + 1]
+                && i + 2 >= sh.n
+                && (parens > 0 || sh.v[0] == Tok::Num)
+                && sh.cmp(i)
             {
                 return Some((0.8, i + 1, "sqli.comparison_comment"));
             }
@@ -505,10 +622,6 @@ fn after_value<'s>(
         }
         _ => None,
     }
-}
-
-fn ends_comment(ends_after: &dyn Fn(usize) -> bool, i: usize, n: usize) -> bool {
-    ends_after(i) && i + 1 <= n
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ fn report(
         }
     }
     let n = times.len().max(1) as u32;
-    times.sort_by(|a, b| b.0.cmp(&a.0));
+    times.sort_by_key(|t| std::cmp::Reverse(t.0));
     let median = {
         let mut sorted: Vec<Duration> = times.iter().map(|t| t.0).collect();
         sorted.sort();
@@ -284,18 +284,6 @@ fn report(
         pct(ben_blocked, ben)
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_split_is_stable_and_roughly_seventy_thirty() {
-        let dev = (0..1000).filter(|i| in_subset(&format!("id-{i}"), Subset::Dev)).count();
-        assert!((600..800).contains(&dev), "{dev}");
-        assert!(in_subset("x", Subset::Dev) != in_subset("x", Subset::Holdout));
-    }
 }
 
 /// `rampart waf check`: one request built from the command line, inspected, every finding printed.
@@ -343,4 +331,16 @@ pub fn check(
     writeln!(w, "anomaly score {:.2}, {} values", i.anomaly_score, i.targets)?;
     writeln!(w, "verdict: {}", i.verdict.action())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_is_stable_and_roughly_seventy_thirty() {
+        let dev = (0..1000).filter(|i| in_subset(&format!("id-{i}"), Subset::Dev)).count();
+        assert!((600..800).contains(&dev), "{dev}");
+        assert!(in_subset("x", Subset::Dev) != in_subset("x", Subset::Holdout));
+    }
 }

@@ -24,7 +24,7 @@ use super::route::RouteSettings;
 use super::upstream::conn_pool::{BoxError, UpstreamBody};
 use super::upstream::h1::{self, BodyReader, Conn};
 use super::upstream::{Outcome, Server, UpstreamPool};
-use super::{RequestContext, ResponseBody, local_error, websocket};
+use super::{RequestBody, RequestContext, ResponseBody, local_error, websocket};
 
 /// Largest body buffered so that an idempotent request can be retried.
 const MAX_RETRY_BODY: u64 = 1024 * 1024;
@@ -79,7 +79,7 @@ pub struct Forwarder {
 
 /// The request body as it can be sent: once (streaming) or any number of times (buffered).
 enum Payload {
-    Stream(Option<Limited<Incoming>>),
+    Stream(Option<Limited<RequestBody>>),
     Buffered(Bytes),
 }
 
@@ -90,7 +90,7 @@ impl Forwarder {
 
     pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         ctx: &RequestContext,
         route: &RouteSettings,
         pool: &UpstreamPool,

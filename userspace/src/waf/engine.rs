@@ -403,14 +403,14 @@ impl Engine {
                 }
             }
         }
-        if chosen.is_none() && f64::from(anomaly) >= self.policy.anomaly_threshold {
-            if let Some(top) = findings
+        if chosen.is_none()
+            && f64::from(anomaly) >= self.policy.anomaly_threshold
+            && let Some(top) = findings
                 .iter()
                 .filter(|f| self.policy.rule(f.family).enabled)
                 .max_by(|a, b| a.confidence.total_cmp(&b.confidence))
-            {
-                chosen = Some((self.policy.apply_mode(top.family, Action::Block), top));
-            }
+        {
+            chosen = Some((self.policy.apply_mode(top.family, Action::Block), top));
         }
         let verdict = match chosen {
             None => Verdict::Allow,

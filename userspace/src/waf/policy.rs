@@ -311,8 +311,10 @@ mod tests {
 
     #[test]
     fn monitor_mode_turns_blocks_into_logs_and_challenge_mode_into_challenges() {
-        let mut cfg = WafConfig::default();
-        cfg.mode = WafMode::Monitor;
+        let mut cfg = WafConfig {
+            mode: WafMode::Monitor,
+            ..WafConfig::default()
+        };
         let p = Policy::build(&cfg, &Overrides::new()).expect("valid");
         assert_eq!(p.apply_mode(Family::Xss, Action::Block), Action::Log);
         cfg.mode = WafMode::Challenge;

@@ -310,12 +310,12 @@ fn attributes(attrs: &str, offset: usize, tag: &str) -> Option<Hit> {
             return Some(Hit::new(0.95, 0, end, "xss.event_handler_attribute"));
         }
         let bare = name.rsplit(':').next().unwrap_or(name);
-        if (URL_ATTRIBUTES.contains(&name) || URL_ATTRIBUTES.contains(&bare)) && !value.is_empty() {
-            if let Some(h) = squeezed_scheme(value)
-                && h.confidence >= 0.7
-            {
-                return Some(Hit::new(0.95, 0, end, "xss.script_url_attribute"));
-            }
+        if (URL_ATTRIBUTES.contains(&name) || URL_ATTRIBUTES.contains(&bare))
+            && !value.is_empty()
+            && let Some(h) = squeezed_scheme(value)
+            && h.confidence >= 0.7
+        {
+            return Some(Hit::new(0.95, 0, end, "xss.script_url_attribute"));
         }
         if name == "style" && CSS_CODE.is_match(value) {
             best = Hit::max(best, Hit::new(0.92, 0, end, "xss.css_code_attribute"));

@@ -208,7 +208,9 @@ impl<'a> Scanner<'a, '_> {
 mod tests {
     use super::*;
 
-    fn strings(body: &str, depth: usize) -> (Vec<(Location, String, String)>, Result<(), JsonError>) {
+    type Seen = Vec<(Location, String, String)>;
+
+    fn strings(body: &str, depth: usize) -> (Seen, Result<(), JsonError>) {
         let mut seen = Vec::new();
         let r = each(body.as_bytes(), depth, &mut |t| {
             seen.push((

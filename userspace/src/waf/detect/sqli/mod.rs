@@ -60,8 +60,11 @@ pub const FRAGMENTS: &[&str] = &[
     "from",
 ];
 
+/// A token with its byte span in the lexed text.
+type Spanned = (Tok, usize, usize);
+
 thread_local! {
-    static TOKENS: std::cell::RefCell<(Vec<(Tok, usize, usize)>, String)> =
+    static TOKENS: std::cell::RefCell<(Vec<Spanned>, String)> =
         const { std::cell::RefCell::new((Vec::new(), String::new())) };
 }
 
@@ -296,7 +299,12 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
             }
             // Stacked statement: `; DROP TABLE`, `; SELECT`, `; WAITFOR`, `; EXEC`.
             Tok::Semi => match at(i + 1) {
-                Some(Tok::Select) if at(i + 2).is_some_and(|t| is_operand(t) || t == Tok::Op) => {
+                Some(Tok::Select)
+                    if at(i + 2).is_some_and(|t| {
+                        matches!(t, Tok::Func | Tok::Var | Tok::Num | Tok::Literal | Tok::Str { .. })
+                    }) || text(i + 2) == "*"
+                        || (i + 3..n).any(|k| v[k] == Tok::Clause && text(k) == "from") =>
+                {
                     keep(sh.hit(0.95, i, i + 2, "sqli.stacked_select"))
                 }
                 Some(Tok::Stmt) if statement(&sh, i + 1) >= 0.5 => {
@@ -312,10 +320,8 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 }
                 _ => {}
             },
-            Tok::Waitfor => {
-                if at(i + 1) == Some(Tok::Word) && text(i + 1) == "delay" {
-                    keep(sh.hit(0.95, i, i + 2, "sqli.waitfor_delay"));
-                }
+            Tok::Waitfor if at(i + 1) == Some(Tok::Word) && text(i + 1) == "delay" => {
+                keep(sh.hit(0.95, i, i + 2, "sqli.waitfor_delay"));
             }
             Tok::Func => {
                 let name = text(i);
@@ -330,18 +336,16 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                     }
                 }
             }
-            Tok::Var => {
-                if text(i).starts_with("@@") {
-                    let c = if v
-                        .iter()
-                        .any(|t| matches!(t, Tok::Select | Tok::Union | Tok::Logic | Tok::Eq))
-                    {
-                        0.9
-                    } else {
-                        0.6
-                    };
-                    keep(sh.hit(c, i, i, "sqli.system_variable"));
-                }
+            Tok::Var if text(i).starts_with("@@") => {
+                let c = if v
+                    .iter()
+                    .any(|t| matches!(t, Tok::Select | Tok::Union | Tok::Logic | Tok::Eq))
+                {
+                    0.9
+                } else {
+                    0.6
+                };
+                keep(sh.hit(c, i, i, "sqli.system_variable"));
             }
             Tok::Select => {
                 let from = (i + 2..n).find(|&k| v[k] == Tok::Clause && text(k) == "from");
@@ -399,20 +403,21 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
         }
     } else {
         let first = v[0];
-        if matches!(first, Tok::Num | Tok::Word | Tok::Literal | Tok::Var) {
-            if let Some((c, to, rule)) = after_value(&sh, 1, false, first == Tok::Word) {
-                keep(sh.hit(c, 0, to, rule));
-            }
+        if matches!(first, Tok::Num | Tok::Word | Tok::Literal | Tok::Var)
+            && let Some((c, to, rule)) = after_value(&sh, 1, false, first == Tok::Word)
+        {
+            keep(sh.hit(c, 0, to, rule));
         }
-        if matches!(first, Tok::Logic | Tok::RParen | Tok::Tail | Tok::Clause) {
-            if let Some((c, to, rule)) = after_value(&sh, 0, false, false) {
-                keep(sh.hit(c - 0.03, 0, to, rule));
-            }
+        if matches!(first, Tok::Logic | Tok::RParen | Tok::Tail | Tok::Clause)
+            && let Some((c, to, rule)) = after_value(&sh, 0, false, false)
+        {
+            keep(sh.hit(c - 0.03, 0, to, rule));
         }
-        if matches!(first, Tok::Op | Tok::Eq) && at(1) == Some(Tok::Num) {
-            if let Some((c, to, rule)) = after_value(&sh, 2, false, false) {
-                keep(sh.hit(c, 0, to, rule));
-            }
+        if matches!(first, Tok::Op | Tok::Eq)
+            && at(1) == Some(Tok::Num)
+            && let Some((c, to, rule)) = after_value(&sh, 2, false, false)
+        {
+            keep(sh.hit(c, 0, to, rule));
         }
         // More closing than opening parentheses, then a comment: the input closes the application's
         // expression and cuts the rest of the query.

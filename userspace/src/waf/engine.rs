@@ -338,9 +338,17 @@ impl Engine {
             self.detect(c.text, t, mask, st);
         });
         // Values that look base64-encoded are also inspected decoded (an application that decodes them sees this).
-        if raw.len() >= 12
-            && let Ok(text) = std::str::from_utf8(raw)
-        {
+        // A path is tried segment by segment.
+        if raw.len() < 12 {
+            return;
+        }
+        let Ok(all) = std::str::from_utf8(raw) else { return };
+        let pieces: &mut dyn Iterator<Item = &str> = if t.location == Location::Path {
+            &mut all.split('/').filter(|p| p.len() >= 12).take(4)
+        } else {
+            &mut std::iter::once(all)
+        };
+        for text in pieces {
             let text = text.trim_end_matches("%3D").trim_end_matches("%3d");
             if normalize::base64::looks_encoded(text) {
                 BASE64.with(|cell| {

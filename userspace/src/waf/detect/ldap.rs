@@ -4,14 +4,30 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use super::{Ctx, Hit, Signatures};
 
-use super::{Ctx, Hit, regex};
+pub const FRAGMENTS: &[&str] = &[
+    ")(",
+    ") (",
+    "(|",
+    "(&",
+    "(!",
+    "( |",
+    "( &",
+    "*)",
+    "* )",
+    "=*",
+    "= *",
+    ":=",
+    "objectclass",
+    "userpassword",
+    "samaccountname",
+    "memberof",
+    "objectcategory",
+];
 
-pub const FRAGMENTS: &[&str] = &["(", ")", "*", ":="];
-
-static RULES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
-    [
+static RULES: LazyLock<Signatures> = LazyLock::new(|| {
+    Signatures::new(&[
         (
             r"\)\s*\(\s*[|&!]?\s*\(?\s*[a-z][\w.-]*\s*[~<>]?=",
             0.9,
@@ -34,18 +50,13 @@ static RULES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
             "ldap.directory_dump",
         ),
         (r"^\s*\*\s*\)|^\s*\)\s*\(", 0.8, "ldap.leading_close"),
-    ]
-    .into_iter()
-    .map(|(p, c, r)| (regex(p), c, r))
-    .collect()
+    ])
 });
 
 pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     let mut best: Option<Hit> = None;
-    for (re, c, rule) in RULES.iter() {
-        if let Some(m) = re.find(s) {
-            best = Hit::max(best, Hit::new(*c, m.start(), m.end(), rule));
-        }
+    if let Some(h) = RULES.best(s) {
+        best = Hit::max(best, h);
     }
     best
 }

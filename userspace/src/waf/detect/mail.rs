@@ -5,31 +5,36 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{Ctx, Hit, regex};
+use super::{Ctx, Hit, Signatures};
 
 pub const FRAGMENTS: &[&str] = &["\r", "\n"];
 
-static RULES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
-    [
+static RULES: LazyLock<Signatures> = LazyLock::new(|| {
+    Signatures::new(&[
         (r"[\r\n]\s*(?:rcpt\s+to|mail\s+from)\s*:", 0.95, "mail.smtp_command"),
-        (r"[\r\n]\s*(?:helo|ehlo|starttls|vrfy|expn|rset|quit|noop|auth\s+(?:login|plain))\b", 0.88, "mail.smtp_command"),
+        (
+            r"[\r\n]\s*(?:helo|ehlo|starttls|vrfy|expn|rset|quit|noop|auth\s+(?:login|plain))\b",
+            0.88,
+            "mail.smtp_command",
+        ),
         (r"[\r\n]\s*data\s*(?:[\r\n]|$)", 0.88, "mail.smtp_data"),
-        (r"[\r\n]\s*[a-z]{0,4}\d{1,6}\s+(?:capability|fetch|select|examine|login|logout|list|lsub|store|uid|create|delete|rename|append|noop|search|status|copy|expunge|authenticate|starttls|subscribe|close)\b", 0.93, "mail.imap_command"),
-        (r"[\r\n]\s*(?:bcc|cc|to|from|reply-to|subject|sender|return-path)\s*:\s*\S+@", 0.9, "mail.header_injection"),
-    ]
-    .into_iter()
-    .map(|(p, c, r)| (regex(p), c, r))
-    .collect()
+        (
+            r"[\r\n]\s*[a-z]{0,4}\d{1,6}\s+(?:capability|fetch|select|examine|login|logout|list|lsub|store|uid|create|delete|rename|append|noop|search|status|copy|expunge|authenticate|starttls|subscribe|close)\b",
+            0.93,
+            "mail.imap_command",
+        ),
+        (
+            r"[\r\n]\s*(?:bcc|cc|to|from|reply-to|subject|sender|return-path)\s*:\s*\S+@",
+            0.9,
+            "mail.header_injection",
+        ),
+    ])
 });
 
 pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     let mut best: Option<Hit> = None;
-    for (re, c, rule) in RULES.iter() {
-        if let Some(m) = re.find(s) {
-            best = Hit::max(best, Hit::new(*c, m.start(), m.end(), rule));
-        }
+    if let Some(h) = RULES.best(s) {
+        best = Hit::max(best, h);
     }
     best
 }

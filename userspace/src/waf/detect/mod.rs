@@ -140,6 +140,37 @@ pub fn warm_up() {
     }
 }
 
+/// A family's signature regexes, matched in one pass by a `RegexSet`; only the ones that match are run again
+/// for their position.
+pub(crate) struct Signatures {
+    set: regex::RegexSet,
+    rules: Vec<(regex::Regex, f32, &'static str)>,
+}
+
+impl Signatures {
+    pub(crate) fn new(list: &[(&str, f32, &'static str)]) -> Self {
+        let set = regex::RegexSet::new(list.iter().map(|(p, _, _)| *p))
+            .unwrap_or_else(|e| panic!("built-in signature patterns are invalid: {e}"));
+        Self {
+            set,
+            rules: list.iter().map(|(p, c, r)| (regex(p), *c, *r)).collect(),
+        }
+    }
+
+    /// The most confident matching signature.
+    pub(crate) fn best(&self, s: &str) -> Option<Hit> {
+        let matched = self.set.matches(s);
+        let mut best = None;
+        for i in matched.iter() {
+            let (re, c, rule) = &self.rules[i];
+            if let Some(m) = re.find(s) {
+                best = Hit::max(best, Hit::new(*c, m.start(), m.end(), rule));
+            }
+        }
+        best
+    }
+}
+
 /// A compiled regex from a pattern known at compile time to be valid (checked by every detector's tests).
 pub(crate) fn regex(pattern: &str) -> regex::Regex {
     regex::Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern:?} is invalid: {e}"))

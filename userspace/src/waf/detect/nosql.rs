@@ -4,12 +4,46 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{Ctx, Hit, regex};
+use super::{Ctx, Hit, Signatures};
 use crate::waf::targets::Location;
 
-pub const FRAGMENTS: &[&str] = &["$", "this.", "db.", "return", "==", "sleep(", "function", "[$"];
+pub const FRAGMENTS: &[&str] = &[
+    "$ne",
+    "$eq",
+    "$gt",
+    "$lt",
+    "$in",
+    "$nin",
+    "$regex",
+    "$where",
+    "$exists",
+    "$or",
+    "$and",
+    "$nor",
+    "$not",
+    "$expr",
+    "$elemmatch",
+    "$comment",
+    "$type",
+    "$size",
+    "$all",
+    "$function",
+    "$accumulator",
+    "$mod",
+    "$text",
+    "$lookup",
+    "$merge",
+    "$out",
+    "this.",
+    "this .",
+    "db.",
+    "db .",
+    "return",
+    "==",
+    "sleep",
+    "while",
+    "new date",
+];
 
 const OPERATORS: &[&str] = &[
     "ne",
@@ -41,21 +75,54 @@ const OPERATORS: &[&str] = &[
     "out",
 ];
 
-static JS: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
-    [
-        (r"\bthis\s*\.\s*\w+\s*(?:\.\s*(?:match|tostring|constructor|valueof)\s*\(|[=!]==?|\[)", 0.9, "nosql.this_access"),
-        (r#"['"]\s*(?:;|\|\||&&)\s*(?:return\b|sleep\s*\(|while\s*\(|this\.|db\.|true|false|\d+\s*==)"#, 0.92, "nosql.js_breakout"),
-        (r"\bdb\s*\.\s*(?:\w+\s*\.\s*)?(?:find|insert|update|remove|drop|getcollection|eval|runcommand|getsiblingdb)\w*\s*\(", 0.9, "nosql.db_call"),
-        (r"\$(?:where|expr|function|accumulator)\b\s*['\x22]?\s*:", 0.9, "nosql.server_js_operator"),
-        (r"\[\s*\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|elemmatch)\s*\]", 0.92, "nosql.bracket_operator"),
-        (r#"\{\s*['"]?\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|expr|elemmatch)['"]?\s*:"#, 0.92, "nosql.object_operator"),
-(r#"\$(?:or|and|nor|ne|eq|gt|lt|gte|lte|in|nin|regex|exists|comment|where|expr|elemmatch|not|type|size|all)\s*['"]?\s*:"#, 0.88, "nosql.operator_pair"),
-        (r"\bnew\s+date\s*\(\s*\)\s*;\s*do\s*\{|\bdo\s*\{[^}]*\}\s*while\s*\(|(?:^|[;'\x22])\s*var\s+\w+\s*=\s*new\s+\w+\s*\(", 0.88, "nosql.js_statement"),
-                (r"(?:\|\||&&)\s*['\x22]?\w*['\x22]?\s*==\s*['\x22]?\w*|\breturn\s+(?:true|1|this)\b|;\s*sleep\s*\(\s*\d+|\bwhile\s*\(\s*true\s*\)", 0.85, "nosql.js_condition"),
-    ]
-    .into_iter()
-    .map(|(p, c, r)| (regex(p), c, r))
-    .collect()
+static JS: LazyLock<Signatures> = LazyLock::new(|| {
+    Signatures::new(&[
+        (
+            r"\bthis\s*\.\s*\w+\s*(?:\.\s*(?:match|tostring|constructor|valueof)\s*\(|[=!]==?|\[)",
+            0.9,
+            "nosql.this_access",
+        ),
+        (
+            r#"['"]\s*(?:;|\|\||&&)\s*(?:return\b|sleep\s*\(|while\s*\(|this\.|db\.|true|false|\d+\s*==)"#,
+            0.92,
+            "nosql.js_breakout",
+        ),
+        (
+            r"\bdb\s*\.\s*(?:\w+\s*\.\s*)?(?:find|insert|update|remove|drop|getcollection|eval|runcommand|getsiblingdb)\w*\s*\(",
+            0.9,
+            "nosql.db_call",
+        ),
+        (
+            r"\$(?:where|expr|function|accumulator)\b\s*['\x22]?\s*:",
+            0.9,
+            "nosql.server_js_operator",
+        ),
+        (
+            r"\[\s*\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|elemmatch)\s*\]",
+            0.92,
+            "nosql.bracket_operator",
+        ),
+        (
+            r#"\{\s*['"]?\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|expr|elemmatch)['"]?\s*:"#,
+            0.92,
+            "nosql.object_operator",
+        ),
+        (
+            r#"\$(?:or|and|nor|ne|eq|gt|lt|gte|lte|in|nin|regex|exists|comment|where|expr|elemmatch|not|type|size|all)\s*['"]?\s*:"#,
+            0.88,
+            "nosql.operator_pair",
+        ),
+        (
+            r"\bnew\s+date\s*\(\s*\)\s*;\s*do\s*\{|\bdo\s*\{[^}]*\}\s*while\s*\(|(?:^|[;'\x22])\s*var\s+\w+\s*=\s*new\s+\w+\s*\(",
+            0.88,
+            "nosql.js_statement",
+        ),
+        (
+            r"(?:\|\||&&)\s*['\x22]?\w*['\x22]?\s*==\s*['\x22]?\w*|\breturn\s+(?:true|1|this)\b|;\s*sleep\s*\(\s*\d+|\bwhile\s*\(\s*true\s*\)",
+            0.85,
+            "nosql.js_condition",
+        ),
+    ])
 });
 
 pub fn detect(s: &str, ctx: &Ctx) -> Option<Hit> {
@@ -69,10 +136,8 @@ pub fn detect(s: &str, ctx: &Ctx) -> Option<Hit> {
     {
         best = Hit::max(best, Hit::new(0.92, 0, s.len(), "nosql.operator_key"));
     }
-    for (re, c, rule) in JS.iter() {
-        if let Some(m) = re.find(s) {
-            best = Hit::max(best, Hit::new(*c, m.start(), m.end(), rule));
-        }
+    if let Some(h) = JS.best(s) {
+        best = Hit::max(best, h);
     }
     best
 }

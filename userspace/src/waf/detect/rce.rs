@@ -5,9 +5,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{Ctx, Hit, regex};
+use super::{Ctx, Hit, Signatures};
 
 pub const FRAGMENTS: &[&str] = &[
     ";",
@@ -294,39 +292,98 @@ const STANDALONE: &[&str] = &[
     "last",
 ];
 
-static SIGNATURES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
-    [
+static SIGNATURES: LazyLock<Signatures> = LazyLock::new(|| {
+    Signatures::new(&[
         (r"\(\s*\)\s*\{[^}]*[;}]", 0.99, "rce.shellshock"),
-        (r"\$\{?ifs\}?|\$\{?path:0:1\}?|\$\{?home:0:1\}?", 0.92, "rce.shell_variable_trick"),
+        (
+            r"\$\{?ifs\}?|\$\{?path:0:1\}?|\$\{?home:0:1\}?",
+            0.92,
+            "rce.shell_variable_trick",
+        ),
         (r"/dev/(?:tcp|udp)/", 0.95, "rce.reverse_shell"),
-        (r"\b(?:nc|ncat|netcat)(?:\.exe)?\s+(?:-?[a-z0-9.]*\s+)*-[a-z]*[ec]\b", 0.95, "rce.reverse_shell"),
-        (r"\bbash\s+-i\b|\bsh\s+-i\b|\bpty\.spawn\(|\bmkfifo\b.*\bnc\b|\bsocat\b.*\bexec:", 0.95, "rce.reverse_shell"),
-        (r"(?:^|[^a-z])(?:/usr)?/bin/(?:ba|z|k|c|tc|da)?sh\b|/bin/busybox\b", 0.88, "rce.shell_path"),
-        (r"\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+(?:-[a-z]+\s+)*-(?:c|e|enc|encodedcommand|command|nop|w)\b|%comspec%", 0.92, "rce.windows_shell"),
-        (r"\bcertutil(?:\.exe)?\s+-urlcache|\bbitsadmin\s+/transfer|\bmshta\s+(?:https?|vbscript|javascript):|\bregsvr32\s+/s|\brundll32(?:\.exe)?\s+\S+,", 0.92, "rce.windows_lolbin"),
+        (
+            r"\b(?:nc|ncat|netcat)(?:\.exe)?\s+(?:-?[a-z0-9.]*\s+)*-[a-z]*[ec]\b",
+            0.95,
+            "rce.reverse_shell",
+        ),
+        (
+            r"\bbash\s+-i\b|\bsh\s+-i\b|\bpty\.spawn\(|\bmkfifo\b.*\bnc\b|\bsocat\b.*\bexec:",
+            0.95,
+            "rce.reverse_shell",
+        ),
+        (
+            r"(?:^|[^a-z])(?:/usr)?/bin/(?:ba|z|k|c|tc|da)?sh\b|/bin/busybox\b",
+            0.88,
+            "rce.shell_path",
+        ),
+        (
+            r"\bcmd(?:\.exe)?\s*/[ck]\b|\bpowershell(?:\.exe)?\s+(?:-[a-z]+\s+)*-(?:c|e|enc|encodedcommand|command|nop|w)\b|%comspec%",
+            0.92,
+            "rce.windows_shell",
+        ),
+        (
+            r"\bcertutil(?:\.exe)?\s+-urlcache|\bbitsadmin\s+/transfer|\bmshta\s+(?:https?|vbscript|javascript):|\bregsvr32\s+/s|\brundll32(?:\.exe)?\s+\S+,",
+            0.92,
+            "rce.windows_lolbin",
+        ),
         (r"<\?(?:php\b|=)", 0.9, "rce.php_open_tag"),
-        (r"(?:^|[^a-z_.$])(?:system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|phpinfo|assert|create_function|call_user_func(?:_array)?|preg_replace|include|require|include_once|require_once|file_put_contents|fsockopen)\s*\(", 0.72, "rce.php_function"),
-        (r#"(?:^|[^a-z_.$])(?:system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert|phpversion|phpinfo)\s*\(\s*(?:['"`]|\)|\$)"#, 0.92, "rce.php_call_with_code"),
-        (r"\beval\s*\(\s*(?:\$_|base64_decode|gzinflate|str_rot13|atob|request|\$\w+\s*\()|\bbase64_decode\s*\(\s*\$_|\$_(?:get|post|request|cookie|server)\s*\[", 0.93, "rce.php_eval"),
-        (r"runtime\s*\.\s*getruntime\s*\(\s*\)\s*\.\s*exec|new\s+processbuilder\s*\(|java\.lang\.(?:runtime|processbuilder|system)|\bscriptenginemanager\b", 0.95, "rce.java_exec"),
-        (r"require\s*\(\s*['\x22]child_process['\x22]\s*\)|child_process\s*\.\s*(?:exec|spawn)|process\s*\.\s*mainmodule|global\s*\.\s*process", 0.95, "rce.node_exec"),
-        (r"__import__\s*\(\s*['\x22](?:os|subprocess|pty)|\bos\s*\.\s*(?:system|popen|exec[lv]p?e?)\s*\(|\bsubprocess\s*\.\s*(?:call|popen|run|check_output)\s*\(|\bpty\s*\.\s*spawn", 0.95, "rce.python_exec"),
-        (r"\b(?:python[23]?|perl|ruby|php|node|lua)\s+-[a-z]*[ecr]\s+['\x22]", 0.93, "rce.interpreter_inline"),
-        (r"\b(?:wget|curl)\s+(?:-[a-z-]+\s+\S*\s*)*(?:https?|ftp)://\S+\s*(?:\||;|&&|-o\s|-O\s|>)", 0.92, "rce.download_and_run"),
-        (r"\{\s*(?:cat|ls|id|echo|wget|curl|nc|bash|sh|ping|uname|whoami)\s*,[^}]*\}", 0.92, "rce.brace_expansion"),
-        (r"\b(?:echo|print|printf)\s+[^|;&]*\|\s*(?:ba|z|k)?sh\b|\|\s*(?:ba|z|k)?sh\s*$", 0.92, "rce.pipe_to_shell"),
-    ]
-    .into_iter()
-    .map(|(p, c, r)| (regex(p), c, r))
-    .collect()
+        (
+            r"(?:^|[^a-z_.$])(?:system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|phpinfo|assert|create_function|call_user_func(?:_array)?|preg_replace|include|require|include_once|require_once|file_put_contents|fsockopen)\s*\(",
+            0.72,
+            "rce.php_function",
+        ),
+        (
+            r#"(?:^|[^a-z_.$])(?:system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert|phpversion|phpinfo)\s*\(\s*(?:['"`]|\)|\$)"#,
+            0.92,
+            "rce.php_call_with_code",
+        ),
+        (
+            r"\beval\s*\(\s*(?:\$_|base64_decode|gzinflate|str_rot13|atob|request|\$\w+\s*\()|\bbase64_decode\s*\(\s*\$_|\$_(?:get|post|request|cookie|server)\s*\[",
+            0.93,
+            "rce.php_eval",
+        ),
+        (
+            r"runtime\s*\.\s*getruntime\s*\(\s*\)\s*\.\s*exec|new\s+processbuilder\s*\(|java\.lang\.(?:runtime|processbuilder|system)|\bscriptenginemanager\b",
+            0.95,
+            "rce.java_exec",
+        ),
+        (
+            r"require\s*\(\s*['\x22]child_process['\x22]\s*\)|child_process\s*\.\s*(?:exec|spawn)|process\s*\.\s*mainmodule|global\s*\.\s*process",
+            0.95,
+            "rce.node_exec",
+        ),
+        (
+            r"__import__\s*\(\s*['\x22](?:os|subprocess|pty)|\bos\s*\.\s*(?:system|popen|exec[lv]p?e?)\s*\(|\bsubprocess\s*\.\s*(?:call|popen|run|check_output)\s*\(|\bpty\s*\.\s*spawn",
+            0.95,
+            "rce.python_exec",
+        ),
+        (
+            r"\b(?:python[23]?|perl|ruby|php|node|lua)\s+-[a-z]*[ecr]\s+['\x22]",
+            0.93,
+            "rce.interpreter_inline",
+        ),
+        (
+            r"\b(?:wget|curl)\s+(?:-[a-z-]+\s+\S*\s*)*(?:https?|ftp)://\S+\s*(?:\||;|&&|-o\s|-O\s|>)",
+            0.92,
+            "rce.download_and_run",
+        ),
+        (
+            r"\{\s*(?:cat|ls|id|echo|wget|curl|nc|bash|sh|ping|uname|whoami)\s*,[^}]*\}",
+            0.92,
+            "rce.brace_expansion",
+        ),
+        (
+            r"\b(?:echo|print|printf)\s+[^|;&]*\|\s*(?:ba|z|k)?sh\b|\|\s*(?:ba|z|k)?sh\s*$",
+            0.92,
+            "rce.pipe_to_shell",
+        ),
+    ])
 });
 
 pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     let mut best: Option<Hit> = None;
-    for (re, c, rule) in SIGNATURES.iter() {
-        if let Some(m) = re.find(s) {
-            best = Hit::max(best, Hit::new(*c, m.start(), m.end(), rule));
-        }
+    if let Some(h) = SIGNATURES.best(s) {
+        best = Hit::max(best, h);
     }
     if best.is_some_and(|h| h.confidence >= 0.95) {
         return best;

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Ctx, Hit, regex};
+use super::{Ctx, Hit, Signatures, regex};
 
 pub const FRAGMENTS: &[&str] = &[
     "{{", "{%", "<%", "${", "#{", "*{", "[[", "<#", "#set", "#foreach", "{php", "{$", "@(", "$class",
@@ -24,8 +24,8 @@ static EXPRESSION: LazyLock<Regex> = LazyLock::new(|| {
         r#"\d\s*[*+/%-]\s*\d|['"]\d*['"]\s*\*\s*\d|__\w+__|\.__|\|\s*(?:attr|safe|e|join|format|string|lower|upper|first|last|list|map|select|reverse|sort|int|float)\b|\b(?:self|config|request|lipsum|cycler|joiner|namespace|range|url_for|get_flashed_messages|session|g|settings|app|_self|env|module|runtime|this|class|constructor|object|system|exec|popen|import|getclass|forname|getruntime|t\s*\(|new\s+\w|product|application|facescontext|freemarker|java\.|javax\.|org\.|com\.|os|subprocess|process|global)\b|\w\s*\(.*\)|\[\s*['"]\w+['"]\s*\]|\.\w+\s*\("#,
     )
 });
-static DIRECTIVES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
-    [
+static DIRECTIVES: LazyLock<Signatures> = LazyLock::new(|| {
+    Signatures::new(&[
         (
             r"<#(?:assign|import|include|list|if|macro|function|setting)\b",
             0.92,
@@ -53,18 +53,13 @@ static DIRECTIVES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| 
         ),
         (r"\{\{\s*=", 0.88, "ssti.dot_js"),
         (r"\$\{\s*\{", 0.85, "ssti.nested_expression"),
-    ]
-    .into_iter()
-    .map(|(p, c, r)| (regex(p), c, r))
-    .collect()
+    ])
 });
 
 pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     let mut best: Option<Hit> = None;
-    for (re, c, rule) in DIRECTIVES.iter() {
-        if let Some(m) = re.find(s) {
-            best = Hit::max(best, Hit::new(*c, m.start(), m.end(), rule));
-        }
+    if let Some(h) = DIRECTIVES.best(s) {
+        best = Hit::max(best, h);
     }
     for caps in DELIMITED.captures_iter(s).take(16) {
         let Some(whole) = caps.get(0) else { continue };

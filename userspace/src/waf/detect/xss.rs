@@ -127,6 +127,15 @@ static CSS_CODE: LazyLock<Regex> = LazyLock::new(|| {
 static ATTR_BREAKOUT: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"["'`][\s/]*(?:[a-z-]+\s*=\s*["'][^"']*["'][\s/]*)*on[a-z]{3,}\s*="#));
 static BARE_HANDLER: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[\s/;])on[a-z]{3,}\s*=\s*[^\s]"));
+static FALLBACK: LazyLock<regex::RegexSet> = LazyLock::new(|| {
+    regex::RegexSet::new([
+        ATTR_BREAKOUT.as_str(),
+        BARE_HANDLER.as_str(),
+        CSS_CODE.as_str(),
+        JS_SINK.as_str(),
+    ])
+    .unwrap_or_else(|e| panic!("built-in XSS patterns are invalid: {e}"))
+});
 static SCRIPT_BREAKOUT: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"(?:['"`]\s*[-+*/%;,|&^)\]}]|\\['"]\s*[;)]|</script)"#));
 
@@ -192,6 +201,11 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     // Outside markup: a URL with a script scheme, an attribute breakout, a script breakout.
     if let Some(m) = squeezed_scheme(s) {
         best = Hit::max(best, m);
+    }
+    // One pass tells which of the patterns below can match at all.
+    let any = FALLBACK.matches(s);
+    if !any.matched_any() {
+        return best;
     }
     if let Some(m) = ATTR_BREAKOUT.find(s) {
         best = Hit::max(best, Hit::new(0.9, m.start(), m.end(), "xss.attribute_breakout"));

@@ -4,9 +4,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{Ctx, Hit, regex};
+use super::{Ctx, Hit, Signatures};
 
 pub const FRAGMENTS: &[&str] = &[
     "<!entity",
@@ -20,8 +18,8 @@ pub const FRAGMENTS: &[&str] = &[
     "<xsl:",
 ];
 
-static RULES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
-    [
+static RULES: LazyLock<Signatures> = LazyLock::new(|| {
+    Signatures::new(&[
         (
             r"<!entity\s+%?\s*[\w.:-]+\s+(?:system|public)\b",
             0.97,
@@ -46,18 +44,13 @@ static RULES: LazyLock<Vec<(Regex, f32, &'static str)>> = LazyLock::new(|| {
             "xxe.xslt_read",
         ),
         (r"<!(?:element|attlist)\s+[\w.:-]+", 0.8, "xxe.dtd_declaration"),
-    ]
-    .into_iter()
-    .map(|(p, c, r)| (regex(p), c, r))
-    .collect()
+    ])
 });
 
 pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     let mut best: Option<Hit> = None;
-    for (re, c, rule) in RULES.iter() {
-        if let Some(m) = re.find(s) {
-            best = Hit::max(best, Hit::new(*c, m.start(), m.end(), rule));
-        }
+    if let Some(h) = RULES.best(s) {
+        best = Hit::max(best, h);
     }
     best
 }

@@ -419,7 +419,7 @@ pub fn lex(s: &str, start: Option<u8>, max: usize, out: &mut Vec<(Tok, usize, us
                     if m == n {
                         break;
                     }
-                    if FUNCTIONS.contains(&&s[i..m]) {
+                    if is_function(&s[i..m]) {
                         word_end = m;
                     }
                     k = m;
@@ -444,38 +444,90 @@ pub fn lex(s: &str, start: Option<u8>, max: usize, out: &mut Vec<(Tok, usize, us
     }
 }
 
+/// What a word is as a keyword, looked up once per word (a hash lookup instead of scanning every list).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kw {
+    Union,
+    Select,
+    Waitfor,
+    Logic,
+    Literal,
+    OpWord,
+    Tail,
+    Stmt,
+    Clause,
+}
+
+struct Keywords {
+    words: std::collections::HashMap<&'static str, Kw>,
+    functions: std::collections::HashSet<&'static str>,
+}
+
+static KEYWORDS: std::sync::LazyLock<Keywords> = std::sync::LazyLock::new(|| {
+    let mut words = std::collections::HashMap::new();
+    // Later lists win where a word is in two (`not` is logic, `distinct` a clause).
+    for (list, kw) in [
+        (CLAUSE, Kw::Clause),
+        (STMT, Kw::Stmt),
+        (TAIL, Kw::Tail),
+        (OPWORDS, Kw::OpWord),
+        (LITERAL, Kw::Literal),
+        (LOGIC, Kw::Logic),
+    ] {
+        for w in list {
+            words.insert(*w, kw);
+        }
+    }
+    words.insert("union", Kw::Union);
+    words.insert("select", Kw::Select);
+    words.insert("waitfor", Kw::Waitfor);
+    Keywords {
+        words,
+        functions: FUNCTIONS.iter().copied().collect(),
+    }
+});
+
+/// Whether `word` is a known SQL function name.
+pub fn is_function(word: &str) -> bool {
+    KEYWORDS.functions.contains(word)
+}
+
 fn classify(word: &str, b: &[u8], end: usize) -> Tok {
+    // Keywords and functions are short; a long word is a name.
+    let kw = if word.len() <= 32 {
+        KEYWORDS.words.get(word).copied()
+    } else {
+        None
+    };
     let called = next_non_space(b, end) == Some(b'(');
     if called {
-        if FUNCTIONS.contains(&word) {
+        if word.len() <= 40 && is_function(word) {
             return Tok::Func;
         }
-        if word == "select" {
-            return Tok::Select;
-        }
-        if LOGIC.contains(&word) {
-            return Tok::Logic;
-        }
-        if word == "union" {
-            return Tok::Union;
-        }
-        if matches!(word, "in" | "exists") {
-            return Tok::Op;
-        }
-        return Tok::Call;
+        return match kw {
+            Some(Kw::Select) => Tok::Select,
+            Some(Kw::Logic) => Tok::Logic,
+            Some(Kw::Union) => Tok::Union,
+            Some(Kw::OpWord) => Tok::Op,
+            // Keywords stay keywords before a parenthesis (`union all (select`, `values (`).
+            Some(Kw::Clause) if word == "exists" => Tok::Op,
+            Some(Kw::Clause) => Tok::Clause,
+            Some(Kw::Stmt) => Tok::Stmt,
+            _ => Tok::Call,
+        };
     }
-    match word {
-        "union" => Tok::Union,
-        "select" => Tok::Select,
-        "waitfor" => Tok::Waitfor,
-        w if LOGIC.contains(&w) => Tok::Logic,
-        w if LITERAL.contains(&w) => Tok::Literal,
-        w if OPWORDS.contains(&w) => Tok::Op,
-        w if TAIL.contains(&w) => Tok::Tail,
-        w if STMT.contains(&w) => Tok::Stmt,
-        w if CLAUSE.contains(&w) => Tok::Clause,
-        w if w.len() > 2 && (w.starts_with("0x") || w.starts_with("0b")) => Tok::Num,
-        _ => Tok::Word,
+    match kw {
+        Some(Kw::Union) => Tok::Union,
+        Some(Kw::Select) => Tok::Select,
+        Some(Kw::Waitfor) => Tok::Waitfor,
+        Some(Kw::Logic) => Tok::Logic,
+        Some(Kw::Literal) => Tok::Literal,
+        Some(Kw::OpWord) => Tok::Op,
+        Some(Kw::Tail) => Tok::Tail,
+        Some(Kw::Stmt) => Tok::Stmt,
+        Some(Kw::Clause) => Tok::Clause,
+        None if word.len() > 2 && (word.starts_with("0x") || word.starts_with("0b")) => Tok::Num,
+        None => Tok::Word,
     }
 }
 

@@ -267,6 +267,60 @@ impl<'s> Shape<'s> {
     }
 }
 
+/// Functions that exist in SQL dialects but not in spreadsheet formulas or everyday text.
+const SQL_SPECIFIC: &[&str] = &[
+    "ascii",
+    "substring",
+    "substr",
+    "mid",
+    "database",
+    "schema",
+    "version",
+    "user",
+    "current_user",
+    "session_user",
+    "system_user",
+    "charset",
+    "concat",
+    "concat_ws",
+    "group_concat",
+    "char",
+    "chr",
+    "hex",
+    "unhex",
+    "sleep",
+    "benchmark",
+    "if",
+    "ifnull",
+    "isnull",
+    "cast",
+    "convert",
+    "ord",
+    "length",
+    "char_length",
+    "db_name",
+    "user_name",
+    "schema_name",
+    "table_name",
+    "column_name",
+    "load_file",
+    "md5",
+    "sha1",
+    "bin",
+    "conv",
+    "elt",
+];
+
+/// SQL functions called without parentheses.
+const NILADIC: &[&str] = &[
+    "current_user",
+    "session_user",
+    "system_user",
+    "user",
+    "current_database",
+    "current_schema",
+];
+
 /// Scores one lexing; `quote`: the context the input was read in (`None`: after a number or name).
 fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit> {
     let sh = Shape::new(s, all, quote);
@@ -288,13 +342,18 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 while matches!(at(j), Some(Tok::Clause | Tok::LParen)) && j < i + 4 {
                     j += 1;
                 }
-                let commented = sh.comment_after[i] || (i > 0 && sh.comment_after[i - 1]);
+                let commented = sh.comment_after[i]
+                    || (i > 0 && sh.comment_after[i - 1])
+                    || (at(i + 1) == Some(Tok::Clause) && sh.comment_after[i + 1]);
                 if at(j) == Some(Tok::Select) {
                     keep(sh.hit(0.97, i, j, "sqli.union_select"));
                 } else if i > 0 && commented {
                     keep(sh.hit(0.85, i, i, "sqli.union_obfuscated"));
                 } else if i > 0 && at(j).is_some_and(is_value) {
                     keep(sh.hit(0.6, i, j, "sqli.union"));
+                } else if i > 0 && j >= n && matches!(v[i - 1], Tok::Num | Tok::Str { .. } | Tok::RParen) {
+                    // `-1 union`: a value then UNION and nothing else, probing for the clause.
+                    keep(sh.hit(0.82, i - 1, i, "sqli.union_probe"));
                 }
             }
             // Stacked statement: `; DROP TABLE`, `; SELECT`, `; WAITFOR`, `; EXEC`.
@@ -309,6 +368,14 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 }
                 Some(Tok::Stmt) if statement(&sh, i + 1) >= 0.5 => {
                     keep(sh.hit(0.93, i, i + 2, "sqli.stacked_statement"))
+                }
+                // `10;DROP members --`: a statement keyword after a semicolon, the rest commented out.
+                Some(Tok::Stmt)
+                    if i > 0
+                        && sh.comment_after[n - 1]
+                        && at(i + 2).is_some_and(|t| matches!(t, Tok::Word | Tok::Clause)) =>
+                {
+                    keep(sh.hit(0.88, i, i + 2, "sqli.stacked_statement"))
                 }
                 Some(Tok::Waitfor) => keep(sh.hit(0.93, i, i + 1, "sqli.stacked_call")),
                 Some(Tok::Func) if ATTACK_FUNCTIONS.contains(&text(i + 1)) => {
@@ -325,6 +392,14 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
             }
             Tok::Func => {
                 let name = text(i);
+                // Nested or combined SQL functions (`ascii(substring(`, `database() like schema()`): formulas
+                // people write use spreadsheet functions, not these.
+                if SQL_SPECIFIC.contains(&name)
+                    && let Some(k) = (i + 1..n.min(i + 12)).find(|&k| v[k] == Tok::Func)
+                    && SQL_SPECIFIC.contains(&text(k))
+                {
+                    keep(sh.hit(0.85, i, k, "sqli.function_chain"));
+                }
                 if ATTACK_FUNCTIONS.contains(&name) {
                     keep(sh.hit(0.88, i, i + 3, "sqli.attack_function"));
                 }
@@ -361,6 +436,11 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 });
                 match at(i + 1) {
                     Some(Tok::Func | Tok::Var) => keep(sh.hit(0.88, i, i + 1, "sqli.select_call")),
+                    Some(Tok::Word)
+                        if NILADIC.contains(&text(i + 1)) && (sh.ends_after(i + 1) || at(i + 2) == Some(Tok::Semi)) =>
+                    {
+                        keep(sh.hit(0.88, i, i + 1, "sqli.select_niladic"))
+                    }
                     Some(Tok::Num | Tok::Literal | Tok::Str { .. })
                         if at(i + 2).is_none_or(|t| {
                             matches!(t, Tok::Comma | Tok::Clause | Tok::Eq | Tok::Op | Tok::RParen)
@@ -388,6 +468,23 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
             Tok::Clause if text(i) == "into" && matches!(text(i + 1), "outfile" | "dumpfile") => {
                 keep(sh.hit(0.93, i, i + 1, "sqli.into_outfile"));
             }
+            // `WHERE 1=1`, `where 'a'='a'`: a constant condition.
+            Tok::Clause
+                if text(i) == "where"
+                    && at(i + 1).is_some_and(is_value)
+                    && sh.cmp(i + 2)
+                    && at(i + 3).is_some_and(is_value) =>
+            {
+                keep(sh.hit(0.85, i, i + 3, "sqli.constant_condition"));
+            }
+            // `CASE WHEN x THEN y [ELSE z] END`
+            Tok::Clause if text(i) == "case" => {
+                let when = (i + 1..n.min(i + 6)).find(|&k| v[k] == Tok::Clause && text(k) == "when");
+                let then = when.and_then(|w| (w + 1..n.min(w + 8)).find(|&k| v[k] == Tok::Clause && text(k) == "then"));
+                if let Some(t) = then {
+                    keep(sh.hit(0.85, i, t, "sqli.case_expression"));
+                }
+            }
             _ => {}
         }
     }
@@ -412,6 +509,31 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
             && let Some((c, to, rule)) = after_value(&sh, 0, false, false)
         {
             keep(sh.hit(c - 0.03, 0, to, rule));
+        }
+        // The application's value may itself be an expression (`8-9`, `((1))*x`, `456 + ascii(...)-10`): skip it
+        // to the first logic operator or clause and judge what follows.
+        if let Some(k) = (1..n.min(24)).find(|&k| matches!(v[k], Tok::Logic | Tok::Tail | Tok::Union | Tok::Semi))
+            && k > 1
+            && v[..k].iter().all(|t| {
+                matches!(
+                    t,
+                    Tok::Num
+                        | Tok::Word
+                        | Tok::Op
+                        | Tok::LParen
+                        | Tok::RParen
+                        | Tok::Func
+                        | Tok::Call
+                        | Tok::Comma
+                        | Tok::Literal
+                        | Tok::Dot
+                        | Tok::Var
+                )
+            })
+            && v[..k].iter().any(|t| matches!(t, Tok::Op | Tok::LParen | Tok::RParen))
+            && let Some((c, to, rule)) = after_value(&sh, k, false, v[..k].contains(&Tok::Word))
+        {
+            keep(sh.hit(c, 0, to, rule));
         }
         if matches!(first, Tok::Op | Tok::Eq)
             && at(1) == Some(Tok::Num)
@@ -479,6 +601,7 @@ fn statement(sh: &Shape<'_>, i: usize) -> f32 {
             0.9
         }
         ("declare", Some(Tok::Var), _) => 0.88,
+        ("exec" | "execute", Some(Tok::LParen), _) if matches!(sh.at(i + 2), Some(Tok::Var | Tok::Str { .. })) => 0.88,
         ("delete", Some(Tok::Word), "quick" | "low_priority" | "ignore") => 0.88,
         ("load", Some(Tok::Word), "data" | "xml") => 0.9,
         ("create", Some(Tok::Word | Tok::Clause), "table") if sh.at(i + 3) == Some(Tok::LParen) => 0.85,
@@ -515,7 +638,7 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
             // The operand may be an arithmetic expression before the comparison: `column+(1)=1`.
             let mut k = j + 1;
             while k < sh.n
-                && k < j + 8
+                && k < j + 16
                 && !sh.cmp(k)
                 && (matches!(
                     sh.v[k],
@@ -539,6 +662,10 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                     return Some((c + bonus, b_at, "sqli.tautology"));
                 }
                 return None;
+            }
+            if from_string && sh.valid_end && k > j + 1 && k >= sh.n && (j + 1..k).any(|x| sh.v[x] == Tok::Op) {
+                // `' or ''-'`: the operand is an expression the application's quote completes.
+                return Some((0.85, sh.n - 1, "sqli.logic_expression"));
             }
             let end = sh.ends_after(j) || (j + 1 < sh.n && sh.v[j + 1] == Tok::RParen && sh.ends_after(j + 1));
             match at(j + 1) {
@@ -566,6 +693,9 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
             if matches!(a, Tok::Func | Tok::Select) {
                 return Some((0.9, k, "sqli.breakout_expression"));
             }
+            if a == Tok::Call && (sh.valid_end || sh.comment_after[sh.n - 1]) {
+                return Some((0.85, k, "sqli.breakout_expression"));
+            }
             if matches!(a, Tok::Str { .. } | Tok::Num | Tok::Literal | Tok::Var | Tok::Word) {
                 // `x'='x`, `'||'`, `'-0-'`, `' like '%`: valid only if the application's quote still closes it.
                 let wordy = sh.text(i).bytes().all(|c| c.is_ascii_alphabetic());
@@ -585,7 +715,8 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                     0.9
                 } else if sh.cmp(i + 2) || at(i + 2) == Some(Tok::Tail) || at(i + 2) == Some(Tok::Comma) {
                     0.88
-                } else if i == 0 && a == Tok::Num {
+                } else if a == Tok::Num && sh.ends_after(sh.operand_from(i + 1)) {
+                    // `1 order by 3`, `) group by 2`: column counting.
                     0.85
                 } else {
                     0.6

@@ -103,6 +103,8 @@ struct State {
     best: [Option<Finding>; Family::COUNT],
     targets: u32,
     token_seen: bool,
+    /// More values than `limits.max_targets`: the rest is inspected as one raw block.
+    overflowed: bool,
 }
 
 impl State {
@@ -161,11 +163,13 @@ impl Engine {
         }
         detect::warm_up();
         let prefilter = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .or_else(|_| {
                 AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
                     .build(&patterns)
             })
@@ -223,6 +227,7 @@ impl Engine {
             best: Default::default(),
             targets: 0,
             token_seen: false,
+            overflowed: false,
         };
         let excluded = self.policy.excluded(req.route, req.path);
         let active = self.enabled & !excluded.whole;
@@ -234,11 +239,15 @@ impl Engine {
         }
         if active & Family::Scanner.bit() != 0
             && let Some(ua) = req.header("user-agent")
+            && let Some(h) = detect::scanner::detect(ua)
         {
-            let lower = ua.to_ascii_lowercase();
-            if let Some(h) = detect::scanner::detect(&lower) {
-                st.record(Family::Scanner, &h, Location::UserAgent, "user-agent", &lower);
-            }
+            st.record(
+                Family::Scanner,
+                &h,
+                Location::UserAgent,
+                "user-agent",
+                &ua.to_ascii_lowercase(),
+            );
         }
         let value_mask = active & !(Family::Protocol.bit() | Family::Scanner.bit() | Family::Csrf.bit());
         if value_mask != 0 {
@@ -246,6 +255,21 @@ impl Engine {
             targets::each_in_head(req, &mut visit);
             if !req.body.is_empty() {
                 targets::each_in_body(req, self.limits, &mut visit);
+            }
+            if st.overflowed {
+                // Too many values to inspect one by one: the raw block they came in, bounded.
+                let (location, raw) = if req.body.is_empty() {
+                    (Location::QueryValue, req.query.as_bytes())
+                } else {
+                    (Location::RawBody, req.body)
+                };
+                let block = Target {
+                    location,
+                    name: std::borrow::Cow::Borrowed(""),
+                    value: &raw[..raw.len().min(self.max_value)],
+                    encoding: normalize::Encoding::Form,
+                };
+                self.value(block.value, &block, value_mask, &mut st);
             }
             if value_mask & Family::Xxe.bit() != 0
                 && targets::body_kind(req.content_type().as_deref(), req.body) == targets::BodyKind::Xml
@@ -290,6 +314,7 @@ impl Engine {
     fn visit(&self, t: &Target<'_>, mask: u32, excluded: &super::policy::Excluded<'_>, st: &mut State) {
         st.targets += 1;
         if st.targets > self.max_targets {
+            st.overflowed = true;
             return;
         }
         let mask = mask & !excluded.for_arg(&t.name);
@@ -316,7 +341,7 @@ impl Engine {
     fn value(&self, raw: &[u8], t: &Target<'_>, mask: u32, st: &mut State) {
         BUFFERS.with(|cell| {
             let Ok(mut buf) = cell.try_borrow_mut() else { return };
-            let c = normalize::canonical(raw, t.encoding, self.passes, &mut buf);
+            let c = normalize::decoded(raw, t.encoding, self.passes, &mut buf, false);
             // Encodings no client produces: overlong UTF-8 (a filter bypass), and a NUL byte in what looks
             // like a file name (extension truncation).
             if c.anomalies.url.overlong_utf8 {
@@ -329,6 +354,10 @@ impl Engine {
                 if self.enabled & fam.bit() != 0 {
                     st.record(fam, &h, t.location, &t.name, c.text);
                 }
+            }
+            if c.anomalies.encoded_angle && mask & Family::Xss.bit() != 0 {
+                let h = Hit::new(0.8, 0, c.text.len().min(60), "xss.numeric_reference_to_angle");
+                st.record(Family::Xss, &h, t.location, &t.name, c.text);
             }
             if c.anomalies.url.null_byte && mask & Family::PathTraversal.bit() != 0 && c.text.contains(['/', '\\', '.'])
             {
@@ -377,6 +406,14 @@ impl Engine {
         if families == 0 {
             return;
         }
+        // The prefilter ignores ASCII case; the detectors read lower case.
+        let lowered;
+        let text: &str = if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = text.to_ascii_lowercase();
+            &lowered
+        } else {
+            text
+        };
         let ctx = Ctx { location: t.location };
         for f in Family::ALL {
             if families & f.bit() == 0 || !detect::applies(f, t.location) {
@@ -602,6 +639,6 @@ mod tests {
         let _ = inspect(&e, "/", &format!("a={encoded}"), b"", None);
         let many = "a=1&".repeat(20_000);
         let i = inspect(&e, "/", &many, b"", None);
-        assert!(i.targets > 2048);
+        assert!(i.targets > 1024);
     }
 }

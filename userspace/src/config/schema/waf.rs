@@ -76,7 +76,7 @@ pub struct InspectionLimits {
     /// Deepest JSON or XML nesting parsed; deeper content is inspected as text. Default 32.
     pub max_depth: u16,
     /// Most values (arguments, headers, cookies, body fields) inspected per request; the rest is inspected as
-    /// one raw block. Default 2048.
+    /// one raw block. Default 1024.
     pub max_targets: u32,
     /// Longest single value inspected; a longer one is inspected in its first and last part. Default 16KB.
     pub max_value_length: ByteSize,
@@ -89,7 +89,7 @@ impl Default for InspectionLimits {
         Self {
             decode_passes: 3,
             max_depth: 32,
-            max_targets: 2048,
+            max_targets: 1024,
             max_value_length: ByteSize::kib(16),
             file_content_bytes: ByteSize::kib(4),
         }

@@ -489,7 +489,7 @@ fn command_injection(s: &str) -> Option<Hit> {
             let strong = arg.starts_with(['-', '/', '\\', '$', '|', '>'])
                 || arg.contains("://")
                 || subcommand(word, arg)
-                || UNAMBIGUOUS.contains(&word)
+                || (UNAMBIGUOUS.contains(&word) && word != "nc")
                 || arg.starts_with("c:");
             let c = if strong { 0.9 } else { 0.8 };
             best = Hit::max(best, Hit::new(c, 0, s.len().min(60), "rce.command_line"));

@@ -80,13 +80,18 @@ const TOOLS: &[&str] = &[
     "webvulnscan",
 ];
 
-/// Scores a lower-cased `User-Agent`.
+static MATCHER: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(TOOLS)
+        .unwrap_or_else(|e| panic!("the scanner names must compile: {e}"))
+});
+
+/// Scores a `User-Agent` (any case) in one scan for every tool name.
 pub fn detect(user_agent: &str) -> Option<Hit> {
-    TOOLS.iter().find_map(|t| {
-        user_agent
-            .find(t)
-            .map(|at| Hit::new(0.95, at, at + t.len(), "scanner.tool_user_agent"))
-    })
+    MATCHER
+        .find(user_agent)
+        .map(|m| Hit::new(0.95, m.start(), m.end(), "scanner.tool_user_agent"))
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub const FRAGMENTS: &[&str] = &[
     "shadow",
 ];
 
-static DOTDOT: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[/\\])\.{2,}(?:[/\\;]|$)|\.{2,}[/\\]"));
+static DOTDOT: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[/\\])\.\.(?:[/\\;]|$)|\.{2,}[/\\]"));
 static TARGET_FILE: LazyLock<Regex> = LazyLock::new(|| {
     regex(
         r"(?:^|[/\\:=]|\.\.)(?:etc[/\\]+(?:[\w.-]+[/\\]+)*[\w.-]*(?:passwd|shadow|\.conf|\.cnf|\.ini|\.pdb|access|aliases|crontab)|opt[/\\]+[\w.-]+[/\\]+(?:[\w.-]+[/\\]+)*(?:logs?|conf|etc)[/\\]|(?:[\w.-]+[/\\]+)?logs?[/\\]+(?:access|error|auth|secure|messages|syslog)[._]?(?:log)?|var[/\\]+adm[/\\]|\.(?:cshrc|tcshrc|zshrc|login|logout|mysql_history|psql_history|viminfo|netrc|rhosts|pgpass|npmrc|dockercfg|aws[/\\])|ntuser\.dat|[a-z]\$[/\\]|etc[/\\]+(?:passwd|shadow|group|hosts|issue|motd|crontab|fstab|sudoers|hostname|resolv\.conf|profile|environment|master\.passwd|security[/\\]|mysql[/\\]|apache2?[/\\]|httpd[/\\]|nginx[/\\]|php[/\\0-9.]*|ssh[/\\]|init\.d[/\\]|\w+\.conf\b|network|shells|inittab|aliases|inetd)|proc[/\\]+(?:self|\d+|version|cmdline|environ|mounts|net[/\\]|sched_debug|cpuinfo|meminfo)|(?:windows|winnt)[/\\]+(?:win\.ini|system\.ini|system32|repair|panther|debug|iis\d*\.log)|boot\.ini|win\.ini|system32[/\\]|inetpub[/\\]|\.htaccess|\.htpasswd|web\.config|\.git[/\\]+(?:config|head)|\.svn[/\\]|\.env\b|\.ssh[/\\]|id_[rd]sa\b|\.bash_history|\.bashrc|\.profile\b|var[/\\]+(?:log|www|lib|mail|spool|run|apache)|usr[/\\]+(?:local|share|lib|etc)[/\\]|wp-config\.php|config\.inc\.php|php\.ini|my\.cnf|httpd\.conf|apache2?\.conf|nginx\.conf|root[/\\]|home[/\\]+\w+[/\\]\.|dev[/\\]+(?:null|zero|random|stdin|fd)|tmp[/\\]|c:[/\\])",

@@ -11,6 +11,80 @@ use regex::Regex;
 use super::{Ctx, Hit, regex};
 
 pub const FRAGMENTS: &[&str] = &[
+    "onabort",
+    "onactivate",
+    "onafter",
+    "onanimation",
+    "onbefore",
+    "onbegin",
+    "onblur",
+    "onbounce",
+    "oncell",
+    "onchange",
+    "onclick",
+    "oncontext",
+    "oncontrol",
+    "oncopy",
+    "oncut",
+    "ondata",
+    "ondblclick",
+    "ondeactivate",
+    "ondrag",
+    "ondrop",
+    "onend",
+    "onerror",
+    "onfilter",
+    "onfinish",
+    "onfocus",
+    "onhash",
+    "onhelp",
+    "oninput",
+    "onkey",
+    "onlayout",
+    "onload",
+    "onlose",
+    "onmedia",
+    "onmessage",
+    "onmouse",
+    "onmove",
+    "onoffline",
+    "ononline",
+    "onoutof",
+    "onpage",
+    "onpaste",
+    "onpause",
+    "onpop",
+    "onprogress",
+    "onproperty",
+    "onready",
+    "onredo",
+    "onrepeat",
+    "onreset",
+    "onresize",
+    "onresume",
+    "onreverse",
+    "onrow",
+    "onscroll",
+    "onseek",
+    "onselect",
+    "onstart",
+    "onstop",
+    "onstorage",
+    "onsubmit",
+    "onsync",
+    "ontime",
+    "ontoggle",
+    "ontrack",
+    "ontransition",
+    "onundo",
+    "onunload",
+    "onurl",
+    "onwheel",
+    "onpointer",
+    "ontouch",
+    "onplay",
+    "onshow",
+    "onsearch",
     "<",
     "javascript",
     "vbscript",
@@ -75,6 +149,147 @@ const RISKY_TAGS: &[&str] = &[
     "meta", "base", "link", "style", "form", "input", "button", "textarea", "keygen", "video", "audio", "source",
     "details", "marquee", "body", "html", "image", "img", "a", "table", "td", "div", "object", "select", "option",
     "dialog", "menu", "picture", "track",
+];
+
+/// DOM event names (without `on`), for values that name a handler.
+const EVENTS: &[&str] = &[
+    "abort",
+    "activate",
+    "afterprint",
+    "afterupdate",
+    "animationend",
+    "animationstart",
+    "beforeactivate",
+    "beforecopy",
+    "beforecut",
+    "beforedeactivate",
+    "beforeeditfocus",
+    "beforepaste",
+    "beforeprint",
+    "beforeunload",
+    "beforeupdate",
+    "begin",
+    "blur",
+    "bounce",
+    "cellchange",
+    "change",
+    "click",
+    "contextmenu",
+    "controlselect",
+    "copy",
+    "cut",
+    "dataavailable",
+    "datasetchanged",
+    "datasetcomplete",
+    "dblclick",
+    "deactivate",
+    "drag",
+    "dragdrop",
+    "dragend",
+    "dragenter",
+    "dragleave",
+    "dragover",
+    "dragstart",
+    "drop",
+    "end",
+    "error",
+    "errorupdate",
+    "filterchange",
+    "finish",
+    "focus",
+    "focusin",
+    "focusout",
+    "hashchange",
+    "help",
+    "input",
+    "keydown",
+    "keypress",
+    "keyup",
+    "layoutcomplete",
+    "load",
+    "losecapture",
+    "mediacomplete",
+    "mediaerror",
+    "message",
+    "mousedown",
+    "mouseenter",
+    "mouseleave",
+    "mousemove",
+    "mouseout",
+    "mouseover",
+    "mouseup",
+    "mousewheel",
+    "move",
+    "moveend",
+    "movestart",
+    "offline",
+    "online",
+    "outofsync",
+    "pagehide",
+    "pageshow",
+    "paste",
+    "pause",
+    "popstate",
+    "progress",
+    "propertychange",
+    "readystatechange",
+    "redo",
+    "repeat",
+    "reset",
+    "resize",
+    "resizeend",
+    "resizestart",
+    "resume",
+    "reverse",
+    "rowdelete",
+    "rowexit",
+    "rowinserted",
+    "rowsenter",
+    "scroll",
+    "seek",
+    "select",
+    "selectionchange",
+    "selectstart",
+    "start",
+    "stop",
+    "storage",
+    "submit",
+    "syncrestored",
+    "timeerror",
+    "toggle",
+    "trackchange",
+    "transitionend",
+    "undo",
+    "unload",
+    "urlflip",
+    "wheel",
+    "pointerdown",
+    "pointerup",
+    "pointerover",
+    "pointerenter",
+    "pointermove",
+    "touchstart",
+    "touchend",
+    "touchmove",
+    "animationiteration",
+    "auxclick",
+    "canplay",
+    "durationchange",
+    "ended",
+    "invalid",
+    "loadeddata",
+    "play",
+    "playing",
+    "ratechange",
+    "search",
+    "seeked",
+    "seeking",
+    "show",
+    "stalled",
+    "suspend",
+    "timeupdate",
+    "volumechange",
+    "waiting",
 ];
 
 /// Attributes whose value is a URL the browser may navigate to or load.
@@ -179,6 +394,12 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
             }
             continue;
         }
+        // Namespaced SVG/MathML elements (`<svg:mask>`) and whole-document tags are never rich text.
+        let namespace = name.split_once(':').map(|(ns, _)| ns);
+        if matches!(namespace, Some("svg" | "math" | "xhtml" | "html")) || matches!(bare_name, "html" | "body" | "head")
+        {
+            best = Hit::max(best, Hit::new(0.85, at, tag_end, "xss.document_or_namespaced_tag"));
+        }
         if ACTIVE_TAGS.contains(&bare_name) {
             best = Hit::max(best, Hit::new(0.95, at, tag_end, "xss.active_tag"));
             continue;
@@ -197,6 +418,11 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
     }
     if best.is_some_and(|h| h.confidence >= 0.9) {
         return best;
+    }
+    // A value that is only a DOM event handler name: probing which handler attributes get through.
+    let trimmed = s.trim();
+    if trimmed.len() > 4 && trimmed.starts_with("on") && EVENTS.contains(&&trimmed[2..]) {
+        best = Hit::max(best, Hit::new(0.8, 0, s.len(), "xss.event_handler_name"));
     }
     // Outside markup: a URL with a script scheme, an attribute breakout, a script breakout.
     if let Some(m) = squeezed_scheme(s) {
@@ -266,6 +492,17 @@ fn squeezed_scheme(s: &str) -> Option<Hit> {
         SCHEME.find(s).map(|m| (m.start(), m.as_str().starts_with("data:")))
     };
     let (start, data) = found?;
+    // `javascript: basics of the language` is a title; `javascript:alert(1)` is code right after the colon.
+    if !has_gap
+        && let Some(colon) = s[start..].find(':')
+        && s[start + colon + 1..].starts_with(' ')
+        && s[start + colon + 1..]
+            .trim_start()
+            .starts_with(|c: char| c.is_alphabetic())
+        && !s[start + colon + 1..].contains(['(', '`', '='])
+    {
+        return Some(Hit::new(0.5, start, s.len().min(start + 40), "xss.script_url"));
+    }
     let at_start = start == 0 || s.trim_start().len() + start >= s.len();
     let c = match (data, at_start) {
         (false, _) => 0.9,

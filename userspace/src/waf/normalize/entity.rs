@@ -40,6 +40,23 @@ pub fn may_contain(s: &str) -> bool {
     memchr::memchr(b'&', s.as_bytes()).is_some()
 }
 
+/// Whether `s` has a numeric character reference to `<` (`&#60;`, `&#x3C`, `&#0000060`): markup spelled so
+/// that a filter looking for `<` misses it. Editors write `&lt;`, not this.
+pub fn encodes_angle(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'&', &b[i..]) {
+        let at = i + p;
+        if b.get(at + 1) == Some(&b'#')
+            && let Some(('<', _)) = reference(&s[at + 1..])
+        {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
+}
+
 /// Decodes character references of `input` into `out` (cleared first); false when there were none.
 pub fn decode(input: &str, out: &mut String) -> bool {
     if !may_contain(input) {

@@ -36,6 +36,8 @@ pub struct Anomalies {
     pub invalid_utf8: bool,
     /// Full-width or other folded Unicode forms were present.
     pub folded_unicode: bool,
+    /// A numeric character reference to `<`.
+    pub encoded_angle: bool,
 }
 
 /// A value in canonical form: lower-cased, decoded text.
@@ -58,6 +60,18 @@ pub enum Encoding {
 
 /// The canonical form of `raw`, using `buf` for every intermediate step.
 pub fn canonical<'x>(raw: &'x [u8], encoding: Encoding, passes: u8, buf: &'x mut Buffers) -> Canonical<'x> {
+    decoded(raw, encoding, passes, buf, true)
+}
+
+/// Like [`canonical`], but leaves ASCII case alone when `lowercase` is false (for callers that match
+/// case-insensitively first and lower the text only when a detector will read it).
+pub fn decoded<'x>(
+    raw: &'x [u8],
+    encoding: Encoding,
+    passes: u8,
+    buf: &'x mut Buffers,
+    lowercase: bool,
+) -> Canonical<'x> {
     let mut anomalies = Anomalies::default();
     let Buffers {
         bytes,
@@ -89,6 +103,7 @@ pub fn canonical<'x>(raw: &'x [u8], encoding: Encoding, passes: u8, buf: &'x mut
     } else {
         text
     };
+    anomalies.encoded_angle = text.contains("&#") && entity::encodes_angle(text);
     let text: &str = if entity::decode(text, entities) {
         // Double-encoded references (`&amp;lt;`) are a common bypass: one more pass when one produced `&`.
         if entities.contains('&') && entity::decode(entities, entities_again) {
@@ -99,9 +114,13 @@ pub fn canonical<'x>(raw: &'x [u8], encoding: Encoding, passes: u8, buf: &'x mut
     } else {
         text
     };
-    let text: &str = if text.bytes().any(|b| b.is_ascii_uppercase() || b == 0) {
+    let text: &str = if lowercase && text.bytes().any(|b| b.is_ascii_uppercase() || b == 0) {
         lower.clear();
         lower.extend(text.chars().filter(|c| *c != '\0').map(|c| c.to_ascii_lowercase()));
+        lower
+    } else if text.as_bytes().contains(&0) {
+        lower.clear();
+        lower.extend(text.chars().filter(|c| *c != '\0'));
         lower
     } else {
         text

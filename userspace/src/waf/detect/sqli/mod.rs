@@ -74,8 +74,14 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
         let (toks, stripped) = &mut *guard;
         let mut best: Option<Hit> = None;
         for start in [None, Some(b'\''), Some(b'"')] {
+            // A quote context is worth lexing only if some quote could close a string: one with a letter on both
+            // sides is an apostrophe (`it's`, `sister's`).
             if let Some(q) = start
-                && !s.as_bytes().contains(&q)
+                && !s
+                    .as_bytes()
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &c)| c == q && !apostrophe(s.as_bytes(), i))
             {
                 continue;
             }
@@ -101,6 +107,10 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
         }
         best
     })
+}
+
+fn apostrophe(b: &[u8], i: usize) -> bool {
+    i > 0 && b[i - 1].is_ascii_alphabetic() && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
 }
 
 fn is_operand(t: Tok) -> bool {
@@ -494,7 +504,12 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
             if let Some((c, to, rule)) = after_value(&sh, 1, true, false) {
                 keep(sh.hit(c, 0, to, rule));
             }
-            if n == 1 && sh.comment_after[0] {
+            // `admin'--`, `admin'#`: the rest of the query commented out. Not when the quote opens a quotation or
+            // the "comment" is itself quoted (`'#'`).
+            let quote_char = quote.unwrap_or(b'\'');
+            let after = &s[sh.span[0].1..];
+            let opening = s[..sh.span[0].1.saturating_sub(1)].ends_with(char::is_whitespace);
+            if n == 1 && sh.comment_after[0] && !opening && !after.as_bytes().contains(&quote_char) {
                 keep(sh.hit(0.85, 0, 0, "sqli.breakout_comment"));
             }
         }
@@ -621,6 +636,9 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
         parens += 1;
     }
     let bonus = if parens > 0 { 0.02 } else { 0.0 };
+    // In a quote context, a quote with a space before it opens a quotation in prose (`is '#' allowed`); a
+    // string the input closes ends at a quote attached to what precedes it (`admin'`).
+    let opening_quote = from_string && sh.s[..sh.span[0].1.saturating_sub(1)].ends_with(char::is_whitespace);
     let next = at(i)?;
     match next {
         Tok::Logic if sh.text(i) != "not" => {
@@ -643,7 +661,7 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 && (matches!(
                     sh.v[k],
                     Tok::Op | Tok::LParen | Tok::RParen | Tok::Num | Tok::Word | Tok::Str { .. } | Tok::Dot
-                ) || (sh.v[k] == Tok::Logic && sh.text(k) == "not"))
+                ) || sh.v[k] == Tok::Logic)
             {
                 k += 1;
             }
@@ -651,7 +669,10 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 let b_at = sh.operand_from(k + 1);
                 let b = at(b_at)?;
                 if is_operand(b) || b == Tok::Select {
-                    let prose = a == Tok::Word && b == Tok::Word && k == j + 1 && sh.text(k) != "=";
+                    let wordy_cmp = sh.text(k).bytes().all(|c| c.is_ascii_alphabetic());
+                    let prose = (a == Tok::Word && b == Tok::Word && k == j + 1 && sh.text(k) != "=")
+                        || ((j + 1..k).any(|x| sh.v[x] == Tok::Word) && (word_first || wordy_cmp))
+                        || (word_first && wordy_cmp);
                     let mut c = if prose { 0.6 } else { 0.95 };
                     if from_string && !sh.valid_end {
                         c -= 0.07;
@@ -672,9 +693,22 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 _ if end => {
                     // `' or 1--`, `' or 'x` (the application's quote closes it), `1 or true#`.
                     let commented = sh.comment_after[(j + 1).min(sh.n - 1)] || sh.comment_after[j];
+                    // `' or 'x` is a probe only when the new string is empty or starts like a value, not a word.
+                    let wordish = a == (Tok::Str { closed: false })
+                        && sh
+                            .text(j)
+                            .get(1..)
+                            .is_some_and(|t| t.starts_with(|c: char| c.is_alphabetic()));
                     let c = if from_string {
-                        if sh.valid_end { 0.88 } else { 0.6 }
-                    } else if commented && !word_first && is_value(a) {
+                        if sh.valid_end && !opening_quote && !wordish {
+                            0.88
+                        } else {
+                            0.6
+                        }
+                    } else if (commented && !word_first && is_value(a))
+                        || (i == 0 && matches!(a, Tok::Num | Tok::Literal))
+                    {
+                        // `1 or 1--`, or a value that is only `AND 0` / `OR true` (appended to a condition).
                         0.88
                     } else {
                         0.55
@@ -698,12 +732,34 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
             }
             if matches!(a, Tok::Str { .. } | Tok::Num | Tok::Literal | Tok::Var | Tok::Word) {
                 // `x'='x`, `'||'`, `'-0-'`, `' like '%`: valid only if the application's quote still closes it.
-                let wordy = sh.text(i).bytes().all(|c| c.is_ascii_alphabetic());
+                let op = sh.text(i);
+                let wordy = op.bytes().all(|c| c.is_ascii_alphabetic());
+                // Arithmetic and bare `<`/`>` between a quote and a word or number is how people write inches,
+                // search exclusions and markup (`48" x 36"`, `-shoes' -toys`, `"><img`); in SQL it needs a string
+                // or a call on the other side.
+                let arithmetic = sh.v[i] == Tok::Op && !wordy && !op.contains('=') && op != "<>";
+                let string_operand = matches!(a, Tok::Str { .. })
+                    || (a == Tok::Num
+                        && matches!(at(k + 1), Some(Tok::Op))
+                        && matches!(at(k + 2), Some(Tok::Str { .. })));
+                if arithmetic && !string_operand {
+                    // Unless the expression goes on into SQL logic or a comparison (`1' -1 or '1`, `'/1/1='`).
+                    let goes_on = (k + 1..sh.n.min(k + 6)).any(|x| sh.v[x] == Tok::Logic || sh.cmp(x));
+                    if goes_on && (sh.valid_end || sh.comment_after[sh.n - 1]) && !opening_quote {
+                        return Some((0.85, sh.n - 1, "sqli.breakout_expression"));
+                    }
+                    return None;
+                }
                 if sh.valid_end {
-                    return Some((if wordy { 0.85 } else { 0.88 }, k, "sqli.breakout_comparison"));
+                    let c = if wordy { 0.85 } else { 0.88 };
+                    return Some((if opening_quote { 0.6 } else { c }, k, "sqli.breakout_comparison"));
                 }
                 if sh.cmp(k + 1) || at(k + 1) == Some(Tok::Logic) {
-                    return Some((0.82, k + 1, "sqli.breakout_comparison"));
+                    return Some((
+                        if opening_quote { 0.6 } else { 0.82 },
+                        k + 1,
+                        "sqli.breakout_comparison",
+                    ));
                 }
             }
             None

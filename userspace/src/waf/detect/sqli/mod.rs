@@ -110,7 +110,38 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
 }
 
 fn apostrophe(b: &[u8], i: usize) -> bool {
-    i > 0 && b[i - 1].is_ascii_alphabetic() && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+    if !(i > 0 && b[i - 1].is_ascii_alphabetic() && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic)) {
+        return false;
+    }
+    // `cont'union`, `aa'or`: a keyword right after the quote makes it a delimiter after all.
+    let word: &[u8] = {
+        let rest = &b[i + 1..];
+        let len = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        &rest[..len]
+    };
+    !matches!(
+        word,
+        b"or"
+            | b"and"
+            | b"xor"
+            | b"union"
+            | b"select"
+            | b"having"
+            | b"order"
+            | b"group"
+            | b"where"
+            | b"like"
+            | b"rlike"
+            | b"regexp"
+            | b"sounds"
+            | b"is"
+            | b"in"
+            | b"between"
+            | b"div"
+            | b"limit"
+            | b"into"
+            | b"from"
+    )
 }
 
 fn is_operand(t: Tok) -> bool {
@@ -259,7 +290,8 @@ impl<'s> Shape<'s> {
         while i < self.n
             && (self.v[i] == Tok::LParen
                 || (matches!(self.v[i], Tok::Word | Tok::Op | Tok::Logic | Tok::Clause)
-                    && lexer::PREFIX.contains(&self.text(i))))
+                    && lexer::PREFIX.contains(&self.text(i)))
+                || (self.v[i] == Tok::Op && self.text(i).bytes().all(|c| matches!(c, b'!' | b'-' | b'+' | b'~'))))
         {
             i += 1;
         }
@@ -571,6 +603,19 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
         {
             keep(sh.hit(0.85, 0, n - 1, "sqli.parenthesised_expression_comment"));
         }
+        // A comparison of constants, then more logic: `1=1 AND ...`, `'a'='a' or`.
+        if n >= 4
+            && matches!(first, Tok::Num | Tok::Str { .. })
+            && sh.cmp(1)
+            && at(2).is_some_and(is_value)
+            && at(3) == Some(Tok::Logic)
+        {
+            keep(sh.hit(0.85, 0, 3, "sqli.leading_tautology"));
+        }
+        // Arithmetic on numbers cut by a comment: `1*1--`, `1 * 1 /*`.
+        if n == 3 && first == Tok::Num && v[1] == Tok::Op && v[2] == Tok::Num && sh.comment_after[2] {
+            keep(sh.hit(0.82, 0, 2, "sqli.arithmetic_comment"));
+        }
         // A number and nothing but a comment: `1--`, `1 #`.
         if n == 1 && first == Tok::Num && sh.comment_after[0] && s.len() - sh.span[0].1 <= 4 {
             keep(sh.hit(0.82, 0, 0, "sqli.number_comment"));
@@ -684,6 +729,10 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 }
                 return None;
             }
+            if !from_string && !word_first && k >= sh.n && sh.comment_after[sh.n - 1] && is_value(a) {
+                // `1 OR ((1 OR 1)) --`: logic over values to the end, the rest of the query commented out.
+                return Some((0.85, sh.n - 1, "sqli.logic_chain_comment"));
+            }
             if from_string && sh.valid_end && k > j + 1 && k >= sh.n && (j + 1..k).any(|x| sh.v[x] == Tok::Op) {
                 // `' or ''-'`: the operand is an expression the application's quote completes.
                 return Some((0.85, sh.n - 1, "sqli.logic_expression"));
@@ -739,7 +788,7 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 // or a call on the other side.
                 let arithmetic = sh.v[i] == Tok::Op && !wordy && !op.contains('=') && op != "<>";
                 let string_operand = matches!(a, Tok::Str { .. })
-                    || (a == Tok::Num
+                    || (matches!(a, Tok::Num | Tok::Word | Tok::Var)
                         && matches!(at(k + 1), Some(Tok::Op))
                         && matches!(at(k + 2), Some(Tok::Str { .. })));
                 if arithmetic && !string_operand {
@@ -752,7 +801,10 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 }
                 if sh.valid_end {
                     let c = if wordy { 0.85 } else { 0.88 };
-                    return Some((if opening_quote { 0.6 } else { c }, k, "sqli.breakout_comparison"));
+                    // An opening quote weakens only arithmetic and wordy operators; `a '=' b`-style comparisons
+                    // of quoted things are SQL-shaped whatever the spacing.
+                    let weak = opening_quote && (wordy || arithmetic);
+                    return Some((if weak { 0.6 } else { c }, k, "sqli.breakout_comparison"));
                 }
                 if sh.cmp(k + 1) || at(k + 1) == Some(Tok::Logic) {
                     return Some((
@@ -764,10 +816,13 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
             }
             None
         }
+        Tok::Tail if sh.text(i) == "having" && (i + 1..sh.n.min(i + 8)).any(|x| sh.v[x] == Tok::Logic || sh.cmp(x)) => {
+            Some((0.88, sh.n - 1, "sqli.having_condition"))
+        }
         Tok::Tail => {
             let a = at(sh.operand_from(i + 1))?;
             if matches!(a, Tok::Num | Tok::Func | Tok::Var | Tok::Word) {
-                let c = if sh.comment_after[i + 1] || (from_string && sh.valid_end) {
+                let c = if sh.comment_after[i + 1] || (from_string && sh.valid_end) || a == Tok::Func {
                     0.9
                 } else if sh.cmp(i + 2) || at(i + 2) == Some(Tok::Tail) || at(i + 2) == Some(Tok::Comma) {
                     0.88

@@ -631,6 +631,36 @@ mod tests {
     }
 
     #[test]
+    fn values_beyond_the_target_limit_are_still_inspected_as_one_block() {
+        let e = engine(&WafConfig::default());
+        let mut q = "a=1&".repeat(2000);
+        q.push_str("z=%3Cscript%3Ealert(1)%3C/script%3E");
+        let i = inspect(&e, "/", &q[..q.len().min(16_000)], b"", None);
+        assert!(i.targets > 1024);
+        let body = format!("{}x=<script>alert(1)</script>", "a=1&".repeat(1500));
+        let i = inspect(&e, "/", "", body.as_bytes(), Some("application/x-www-form-urlencoded"));
+        assert!(
+            matches!(i.verdict, Verdict::Block(ref f) if f.family == Family::Xss),
+            "{i:?}"
+        );
+    }
+
+    #[test]
+    fn sql_keywords_and_markup_in_different_case_are_found_through_the_case_blind_prefilter() {
+        let e = engine(&WafConfig::default());
+        let i = inspect(&e, "/", "q=1%20UnIoN%20SeLeCt%20NULL--", b"", None);
+        assert!(
+            matches!(i.verdict, Verdict::Block(ref f) if f.family == Family::SqlInjection),
+            "{i:?}"
+        );
+        let i = inspect(&e, "/", "q=%3CSCRIPT%3E", b"", None);
+        assert!(
+            matches!(i.verdict, Verdict::Block(ref f) if f.family == Family::Xss),
+            "{i:?}"
+        );
+    }
+
+    #[test]
     fn pathological_inputs_are_bounded() {
         let e = engine(&WafConfig::default());
         let deep = "[".repeat(50_000);

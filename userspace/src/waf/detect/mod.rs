@@ -149,7 +149,7 @@ pub(crate) struct Signatures {
 
 impl Signatures {
     pub(crate) fn new(list: &[(&str, f32, &'static str)]) -> Self {
-        let set = regex::RegexSet::new(list.iter().map(|(p, _, _)| *p))
+        let set = regex::RegexSet::new(list.iter().map(|(p, _, _)| ascii_boundaries(p)))
             .unwrap_or_else(|e| panic!("built-in signature patterns are invalid: {e}"));
         Self {
             set,
@@ -173,7 +173,15 @@ impl Signatures {
 
 /// A compiled regex from a pattern known at compile time to be valid (checked by every detector's tests).
 pub(crate) fn regex(pattern: &str) -> regex::Regex {
-    regex::Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern:?} is invalid: {e}"))
+    let pattern = ascii_boundaries(pattern);
+    regex::Regex::new(&pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern:?} is invalid: {e}"))
+}
+
+/// `\b` as an ASCII word boundary. A Unicode one makes the regex engine leave its DFA for the PikeVM on any
+/// non-ASCII input, which costs milliseconds on a long value; values are matched lower-cased, and every
+/// keyword the patterns bound is ASCII.
+fn ascii_boundaries(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ pub const FRAGMENTS: &[&str] = &[
 
 static DELIMITED: LazyLock<Regex> = LazyLock::new(|| {
     regex(
-        r"\{\{(?P<a>[^}]{0,300})\}\}|\{%(?P<b>[^%]{0,300})%\}|<%=?(?P<c>[^%]{0,300})%>|[$#*@]\{(?P<d>[^}]{0,300})\}|\[\[(?P<e>[^\]]{0,300})\]\]|\{\{(?P<f>[^}]{1,300})$|\$\{(?P<g>[^}]{1,300})$",
+        // Unbounded classes, length-checked after the match: bounded repetitions (`{0,300}`) would multiply the
+        // automaton's size by their bound and push the regex engine off its fast path on long values.
+        r"\{\{(?P<a>[^}]*)\}\}|\{%(?P<b>[^%]*)%\}|<%=?(?P<c>[^%]*)%>|[$#*@]\{(?P<d>[^}]*)\}|\[\[(?P<e>[^\]]*)\]\]|\{\{(?P<f>[^}]+)$|\$\{(?P<g>[^}]+)$",
     )
 });
 static EXPRESSION: LazyLock<Regex> = LazyLock::new(|| {
@@ -67,6 +69,9 @@ pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
             .iter()
             .find_map(|n| caps.name(n))
             .map_or("", |m| m.as_str());
+        if inner.len() > 300 {
+            continue;
+        }
         // `${jndi:...}` belongs to log4shell; `${x}` shell variables to RCE.
         if inner.trim_start().starts_with("jndi") || inner.contains(":-") {
             continue;

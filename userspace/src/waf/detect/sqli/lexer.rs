@@ -290,6 +290,14 @@ pub fn lex(s: &str, start: Option<u8>, max: usize, out: &mut Vec<(Tok, usize, us
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => {
                 i += 1;
             }
+            // U+00A0 (no-break space) and U+FFFD (what an undecodable byte such as `%A0` became): MySQL and
+            // others take them for whitespace.
+            0xc2 if b.get(i + 1) == Some(&0xa0) => {
+                i += 2;
+            }
+            0xef if b.get(i + 1) == Some(&0xbf) && b.get(i + 2) == Some(&0xbd) => {
+                i += 3;
+            }
             b'\'' | b'"' | b'`' => {
                 let tok = if c == b'`' {
                     Tok::Word
@@ -431,7 +439,11 @@ pub fn lex(s: &str, start: Option<u8>, max: usize, out: &mut Vec<(Tok, usize, us
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
                 let mut e = i;
-                while e < b.len() && (b[e].is_ascii_alphanumeric() || matches!(b[e], b'_' | b'$') || b[e] >= 0x80) {
+                while e < b.len()
+                    && (b[e].is_ascii_alphanumeric() || matches!(b[e], b'_' | b'$') || b[e] >= 0x80)
+                    && !(b[e] == 0xc2 && b.get(e + 1) == Some(&0xa0))
+                    && !(b[e] == 0xef && b.get(e + 1) == Some(&0xbf) && b.get(e + 2) == Some(&0xbd))
+                {
                     e += 1;
                 }
                 // Dotted function names (`dbms_pipe.receive_message`, `master..xp_cmdshell`).

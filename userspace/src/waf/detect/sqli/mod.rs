@@ -436,11 +436,15 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 let name = text(i);
                 // Nested or combined SQL functions (`ascii(substring(`, `database() like schema()`): formulas
                 // people write use spreadsheet functions, not these.
-                if SQL_SPECIFIC.contains(&name)
-                    && let Some(k) = (i + 1..n.min(i + 12)).find(|&k| v[k] == Tok::Func)
-                    && SQL_SPECIFIC.contains(&text(k))
+                if let Some(k) = (i + 1..n.min(i + 12)).find(|&k| v[k] == Tok::Func)
+                    && (SQL_SPECIFIC.contains(&name) || SQL_SPECIFIC.contains(&text(k)))
+                    && at(i + 1) == Some(Tok::LParen)
+                    && (k == i + 2 || SQL_SPECIFIC.contains(&name) && SQL_SPECIFIC.contains(&text(k)))
                 {
                     keep(sh.hit(0.85, i, k, "sqli.function_chain"));
+                }
+                if matches!(name, "if" | "iif" | "ifnull" | "nullif") && (i + 2..n.min(i + 6)).any(|k| sh.cmp(k)) {
+                    keep(sh.hit(0.85, i, i + 4, "sqli.conditional_function"));
                 }
                 if ATTACK_FUNCTIONS.contains(&name) {
                     keep(sh.hit(0.88, i, i + 3, "sqli.attack_function"));
@@ -452,6 +456,15 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                         keep(sh.hit(0.85, i, i + 3, "sqli.string_building"));
                     }
                 }
+            }
+            Tok::Var
+                if matches!(
+                    text(i).trim_start_matches('@'),
+                    "version" | "datadir" | "hostname" | "basedir" | "servername" | "tmpdir" | "version_compile_os"
+                ) && (sh.comment_after[i] || (n == 1 && text(i).starts_with("@@"))) =>
+            {
+                // `@@version--`, `@version /*`: a server variable and the rest of the query cut.
+                keep(sh.hit(0.85, i, i, "sqli.server_variable"));
             }
             Tok::Var if text(i).starts_with("@@") => {
                 let c = if v
@@ -684,8 +697,22 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
     // In a quote context, a quote with a space before it opens a quotation in prose (`is '#' allowed`); a
     // string the input closes ends at a quote attached to what precedes it (`admin'`).
     let opening_quote = from_string && sh.s[..sh.span[0].1.saturating_sub(1)].ends_with(char::is_whitespace);
+    // A breakout string that is one short token (`A'`, `admin'`, `1'`) reads as a value, not a quotation.
+    let token_string = from_string && {
+        let first = &sh.s[..sh.span[0].1.saturating_sub(1)];
+        first.len() <= 24 && !first.contains(char::is_whitespace)
+    };
     let next = at(i)?;
     match next {
+        // `A' NOT LIKE 'B`, `' not regexp '`: a negated comparison operator.
+        Tok::Logic if sh.text(i) == "not" && from_string && at(i + 1) == Some(Tok::Op) => {
+            let k = sh.operand_from(i + 2);
+            let ok = matches!(
+                at(k),
+                Some(Tok::Str { .. } | Tok::Num | Tok::Word | Tok::Var | Tok::Func | Tok::Select)
+            );
+            (ok && sh.valid_end && !opening_quote).then_some((0.85, k, "sqli.breakout_negated_comparison"))
+        }
         Tok::Logic if sh.text(i) != "not" => {
             let j = sh.operand_from(i + 1);
             let a = at(j)?;
@@ -749,7 +776,7 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                             .get(1..)
                             .is_some_and(|t| t.starts_with(|c: char| c.is_alphabetic()));
                     let c = if from_string {
-                        if sh.valid_end && !opening_quote && !wordish {
+                        if sh.valid_end && !opening_quote && (!wordish || token_string) {
                             0.88
                         } else {
                             0.6

@@ -51,7 +51,6 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for p in waf_off waf_on nginx_crs; do M[$p]=0; done
 declare -A M
 for p in waf_off waf_on nginx_crs; do M[$p]=$(echo "${RESULTS[$p]}" | median); echo "median $p: ${M[$p]} req/s"; done
 awk -v on="${M[waf_on]}" -v off="${M[waf_off]}" -v crs="${M[nginx_crs]}" \

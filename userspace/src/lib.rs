@@ -11,4 +11,6 @@ pub mod http1;
 pub mod net;
 pub mod proxy;
 pub mod telemetry;
+pub mod waf;
+pub mod waf_test;
 pub mod xdp;

@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: XdpCommand,
     },
+    /// The WAF engine, offline.
+    Waf {
+        #[command(subcommand)]
+        command: WafCommand,
+    },
     /// A demo upstream that echoes each request as JSON (used by `cargo xtask run` and the tests).
     EchoUpstream {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -64,6 +69,43 @@ enum XdpCommand {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WafCommand {
+    /// Replay a request corpus (JSON lines, the format of ../shared/corpus/) through the engine, with no
+    /// network: per-class detection and false-positive rates, the slowest requests, and last
+    /// `detection=XX.X% false_positive=YY.Y%`.
+    Test {
+        file: PathBuf,
+        /// Configuration whose `waf` section is used; without it the built-in defaults are.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Replay only one side of a fixed 70/30 split by request id (tune on `dev`, check on `holdout`).
+        #[arg(long, value_enum, default_value = "all")]
+        subset: rampart::waf_test::Subset,
+        /// Write each request's verdict and the matching rule here (JSON lines).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How many of the slowest requests to list.
+        #[arg(long, default_value_t = 10)]
+        slowest: usize,
+    },
+
+    /// Inspect one request given on the command line and print every finding (why it is blocked or not).
+    Check {
+        /// Path and query, e.g. '/search?q=1%27%20or%201=1--'.
+        target: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A header, `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, default_value = "")]
+        body: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -136,6 +178,59 @@ fn main() -> ExitCode {
         Command::Xdp {
             command: XdpCommand::Status { admin, json },
         } => run_runtime(1, async move { rampart::cli_status::xdp_status(&admin, json).await }),
+        Command::Waf {
+            command:
+                WafCommand::Test {
+                    file,
+                    config,
+                    subset,
+                    out,
+                    slowest,
+                },
+        } => {
+            let waf = match config.as_ref().map(|p| config::load_file(p)) {
+                Some(Ok(c)) => c.waf,
+                Some(Err(e)) => return config_failure(&e),
+                None => Config::default().waf,
+            };
+            let options = rampart::waf_test::Options {
+                corpus: &file,
+                waf,
+                subset,
+                out: out.as_deref(),
+                slowest,
+            };
+            match rampart::waf_test::run(&options, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rampart: waf test: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Waf {
+            command:
+                WafCommand::Check {
+                    target,
+                    method,
+                    headers,
+                    body,
+                    config,
+                },
+        } => {
+            let waf = match config.as_ref().map(|p| config::load_file(p)) {
+                Some(Ok(c)) => c.waf,
+                Some(Err(e)) => return config_failure(&e),
+                None => Config::default().waf,
+            };
+            match rampart::waf_test::check(&waf, &method, &target, &headers, &body, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rampart: waf check: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::EchoUpstream { listen, name, delay_ms } => {
             let options = rampart::echo_upstream::EchoOptions {
                 name,

@@ -15,9 +15,21 @@ pub enum Bench {
     /// Proxy throughput and p99 against nginx (plain and TLS, 50 and 256 connections), epoll and io_uring,
     /// and memory with 10,000 idle keep-alive connections.
     L7,
+    /// WAF inspection cost per request shape (criterion; no privileges, no eBPF object needed).
+    Waf,
 }
 
 pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
+    if let Bench::Waf = bench {
+        // The engine is plain userspace code: no eBPF object, no privileges.
+        return process::run(clean_command("cargo").current_dir(root).args([
+            "bench",
+            "--package",
+            "rampart-benches",
+            "--bench",
+            "waf_inspect",
+        ]));
+    }
     let artefacts = build::all(root)?;
     match bench {
         Bench::XdpCost => process::run(
@@ -37,5 +49,6 @@ pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
                 .env("RAMPART_BIN", &artefacts.rampart)
                 .env("IO", std::env::var("IO").unwrap_or_else(|_| "both".into())),
         ),
+        Bench::Waf => Ok(()),
     }
 }

@@ -6,6 +6,7 @@ mod blocked_ips;
 mod error;
 mod health;
 mod upstreams;
+mod waf_rules;
 mod xdp_status;
 
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> 
         .route("/admin/xdp/status", get(xdp_status::status))
         .route("/admin/proxy/upstreams", get(upstreams::list))
         .route("/admin/system/reload-config", axum::routing::post(reload))
+        .route("/admin/waf/rules", get(waf_rules::list))
+        .route("/admin/waf/rules/{name}", axum::routing::put(waf_rules::update))
         .route(
             "/admin/waf/blocked-ips",
             get(blocked_ips::list)

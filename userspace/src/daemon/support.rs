@@ -41,10 +41,6 @@ pub fn check(c: &Config) -> Unsupported {
             warnings.push(format!("{what} is configured but not enforced by this build yet"));
         }
     };
-    warn_if(
-        c.waf.enabled,
-        "waf.enabled (request inspection): requests are forwarded uninspected",
-    );
     warn_if(c.waf.bot_protection.enabled, "waf.bot_protection");
     warn_if(
         c.waf.rate_limiting.global_limit.is_some()

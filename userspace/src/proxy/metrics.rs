@@ -12,6 +12,8 @@ use http::StatusCode;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 pub struct ProxyMetrics {
+    /// The WAF phase's metrics.
+    pub waf: super::waf_phase::WafMetrics,
     requests: IntCounterVec,
     duration: HistogramVec,
     errors: IntCounterVec,
@@ -54,6 +56,7 @@ impl ProxyMetrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         Ok(Self {
+            waf: super::waf_phase::WafMetrics::new(registry)?,
             requests,
             duration,
             errors,

@@ -4,14 +4,18 @@
 //! 1. `admit`    — size limits; may answer itself (413).
 //! 2. `route`    — choose the route by host, path, method and conditions (404 when none matches); plain HTTP
 //!    on a route with `ssl_redirect` is answered with a redirect to HTTPS.
-//! 3. `rewrite`  — the path (prefix strip/rewrite) and the request headers the route asks for.
-//! 4. `forward`  — pick a server from the route's pool, send, retry idempotent requests on connection
+//! 3. `waf`      — inspect the head, and the body up to `waf.body_inspection_limit` (`waf_phase`); a block is
+//!    answered here (403 naming the request id) and logged as a security event. Nothing has been sent
+//!    upstream yet.
+//! 4. `rewrite`  — the path (prefix strip/rewrite) and the request headers the route asks for.
+//! 5. `forward`  — pick a server from the route's pool, send, retry idempotent requests on connection
 //!    failures, relay the response; failures become 502/503/504 naming the request id.
-//! 5. `respond`  — response header rewrites, `X-Request-Id`, HSTS on TLS, metrics.
+//! 6. `respond`  — response header rewrites, security headers, `X-Request-Id`, HSTS on TLS, metrics.
 //!
 //! This module accepts no sockets (see `net`) and reads no files: it is handed the connection facts and the
 //! request, and uses the configuration generation current when the request arrived.
 
+mod body;
 mod forward;
 mod headers;
 pub mod metrics;
@@ -19,6 +23,7 @@ pub mod request_id;
 pub mod route;
 pub mod runtime;
 pub mod upstream;
+mod waf_phase;
 mod websocket;
 
 use std::borrow::Cow;
@@ -34,6 +39,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 
 use crate::net::client_addr;
+pub use body::InspectedBody;
 pub use forward::ForwardError;
 use metrics::ProxyMetrics;
 use route::{RequestFacts, RouteSettings};
@@ -101,6 +107,7 @@ impl Proxy {
         };
         let (mut resp, upstream) = self.pipeline(&rt, req, &ctx).await;
         let h = resp.headers_mut();
+        rt.security_headers.apply(h);
         h.insert(request_id::HEADER, ctx.request_id.clone());
         if conn.tls
             && let Some(hsts) = rt.tls.as_ref().and_then(|t| t.hsts.clone())
@@ -155,6 +162,23 @@ impl Proxy {
                 ),
                 None,
             );
+        };
+        let req = match rt.waf.load_full() {
+            Some(engine) => match waf_phase::inspect(
+                &engine,
+                req,
+                Some(route.name.as_str()),
+                ctx,
+                &rt.block_response,
+                &self.metrics.waf,
+                rt.max_request_size,
+            )
+            .await
+            {
+                waf_phase::Outcome::Forward(req) => req,
+                waf_phase::Outcome::Answer(resp) => return (resp, Some(route.upstream.clone())),
+            },
+            None => req.map(InspectedBody::Stream),
         };
         let req = rewrite_path(req, &route);
         let resp = match self

@@ -1,0 +1,248 @@
+//! The WAF phase of the pipeline: runs the engine of the current generation on the request head and, when
+//! there is one, its body (read up to `waf.body_inspection_limit`, then forwarded as read), and turns the
+//! verdict into an answer, a security event and metrics. A request without a body and with a clean head
+//! costs the engine's inspection only: no copy of anything.
+//!
+//! This is the proxy's I/O around the engine; the engine itself (`crate::waf`) does none.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Body;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use tracing::warn;
+
+use super::body::{InspectedBody, Prefix, read_prefix};
+use super::upstream::conn_pool::BoxError;
+use super::{RequestContext, ResponseBody, local_response};
+use crate::config::schema::{BlockResponse, BodyOverflow};
+use crate::waf::engine::{Inspection, Verdict};
+use crate::waf::event::SecurityEvent;
+use crate::waf::{Engine, Family, RequestView};
+
+/// `rampart_waf_requests_total{action}`, `rampart_waf_blocked_requests_total{attack_type}` and
+/// `rampart_waf_request_duration_seconds{phase}`. Labels are closed sets (actions, families, phases).
+pub struct WafMetrics {
+    requests: IntCounterVec,
+    blocked: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl WafMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "rampart_waf_requests_total",
+                "Requests inspected by the WAF, by outcome.",
+            ),
+            &["action"],
+        )?;
+        let blocked = IntCounterVec::new(
+            Opts::new(
+                "rampart_waf_blocked_requests_total",
+                "Requests blocked (or challenged) by the WAF, by attack type.",
+            ),
+            &["attack_type"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "rampart_waf_request_duration_seconds",
+                "Time the WAF engine spent inspecting a request (excluding reading the body).",
+            )
+            .buckets(vec![
+                0.000_002, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.01,
+            ]),
+            &["phase"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(blocked.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        // Every label value is known up front: export zeros, so a dashboard sees the series before the first
+        // attack.
+        for a in ["allowed", "blocked", "challenged", "logged"] {
+            requests.with_label_values(&[a]);
+        }
+        for f in Family::ALL {
+            blocked.with_label_values(&[f.name()]);
+        }
+        Ok(Self {
+            requests,
+            blocked,
+            duration,
+        })
+    }
+
+    fn observe(&self, verdict: &Verdict, took: Duration, phase: &str) {
+        self.requests.with_label_values(&[verdict.action()]).inc();
+        if let Verdict::Block(f) | Verdict::Challenge(f) = verdict {
+            self.blocked.with_label_values(&[f.family.name()]).inc();
+        }
+        self.duration.with_label_values(&[phase]).observe(took.as_secs_f64());
+    }
+}
+
+/// The request after the WAF phase: on its way (with the body as it will be forwarded) or answered.
+pub enum Outcome<B> {
+    Forward(Request<InspectedBody<B>>),
+    Answer(Response<ResponseBody>),
+}
+
+/// Whether a request has a body to read (a declared length above 0, chunked encoding, or an h2 stream that
+/// is still open).
+fn has_body(headers: &http::HeaderMap, body: &impl Body) -> bool {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) => n > 0,
+        None => headers.contains_key(header::TRANSFER_ENCODING) || !body.is_end_stream(),
+    }
+}
+
+/// Runs the engine on `req`. `route` is the chosen route's name (for exclusions).
+pub async fn inspect<B>(
+    engine: &Engine,
+    req: Request<B>,
+    route: Option<&str>,
+    ctx: &RequestContext,
+    block: &BlockResponse,
+    metrics: &WafMetrics,
+    max_body: u64,
+) -> Outcome<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let has = has_body(&parts.headers, &body);
+    if !has {
+        let started = Instant::now();
+        let inspection = engine.inspect(&view(&parts, b"", false, ctx, route));
+        let took = started.elapsed();
+        metrics.observe(&inspection.verdict, took, "head");
+        if let Some(answer) = answer(&inspection, &parts, ctx, block) {
+            return Outcome::Answer(answer);
+        }
+        return Outcome::Forward(Request::from_parts(parts, InspectedBody::Stream(body)));
+    }
+    let limit = engine.body_limit().min(usize::try_from(max_body).unwrap_or(usize::MAX));
+    let prefix = match read_prefix(body, limit).await {
+        Ok(p) => p,
+        Err(_) => {
+            return Outcome::Answer(local_response(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request: the request body could not be read\n",
+            ));
+        }
+    };
+    let (bytes, rest): (Bytes, Option<B>) = match prefix {
+        Prefix::Whole(b) => (b, None),
+        Prefix::Over(b, rest) => (b, Some(rest)),
+    };
+    if rest.is_some() && engine.body_overflow() == BodyOverflow::Block {
+        let len = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(bytes.len() as u64);
+        let inspection = Inspection {
+            verdict: engine.overflow_verdict(len),
+            findings: Vec::new(),
+            anomaly_score: 0.0,
+            targets: 0,
+        };
+        metrics.observe(&inspection.verdict, Duration::ZERO, "body");
+        if let Some(answer) = answer(&inspection, &parts, ctx, block) {
+            return Outcome::Answer(answer);
+        }
+    } else {
+        let inspected = &bytes[..bytes.len().min(limit)];
+        let started = Instant::now();
+        let inspection = engine.inspect(&view(&parts, inspected, rest.is_some(), ctx, route));
+        metrics.observe(&inspection.verdict, started.elapsed(), "body");
+        if let Some(answer) = answer(&inspection, &parts, ctx, block) {
+            return Outcome::Answer(answer);
+        }
+    }
+    let body = match rest {
+        None => InspectedBody::Buffered(Some(bytes)),
+        Some(rest) => InspectedBody::Prefixed(Some(bytes), rest),
+    };
+    Outcome::Forward(Request::from_parts(parts, body))
+}
+
+fn view<'a>(
+    parts: &'a http::request::Parts,
+    body: &'a [u8],
+    truncated: bool,
+    ctx: &RequestContext,
+    route: Option<&'a str>,
+) -> RequestView<'a> {
+    RequestView {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body,
+        body_truncated: truncated,
+        client: ctx.client,
+        route,
+    }
+}
+
+/// Logs the security event of a non-`Allow` verdict and returns the answer when the request stops here.
+fn answer(
+    i: &Inspection,
+    parts: &http::request::Parts,
+    ctx: &RequestContext,
+    block: &BlockResponse,
+) -> Option<Response<ResponseBody>> {
+    let request_id = ctx.request_id.to_str().unwrap_or("-");
+    let event = SecurityEvent::from_inspection(i, ctx.client, parts.method.as_str(), parts.uri.path(), request_id)?;
+    warn!(
+        target: "rampart::security",
+        event_type = event.event_type,
+        client_ip = %event.client_ip,
+        attack_type = event.attack_type,
+        pattern_matched = %event.pattern_matched,
+        confidence = event.confidence,
+        rule_name = %event.rule_name,
+        detector = event.detector,
+        method = %event.method,
+        path = %event.path,
+        location = event.location,
+        argument = %event.argument,
+        anomaly_score = event.anomaly_score,
+        action_taken = event.action_taken,
+        request_id = %event.request_id,
+        "request {} by the WAF",
+        event.action_taken
+    );
+    match i.verdict {
+        Verdict::Allow | Verdict::Log(_) => None,
+        Verdict::Block(_) => Some(block_page(block, request_id, false)),
+        Verdict::Challenge(_) => Some(block_page(block, request_id, true)),
+    }
+}
+
+fn block_page(block: &BlockResponse, request_id: &str, challenge: bool) -> Response<ResponseBody> {
+    let status = StatusCode::from_u16(block.status).unwrap_or(StatusCode::FORBIDDEN);
+    let body = if challenge {
+        format!(
+            "{} {}: this request needs a browser challenge, which this build does not offer yet (request id {request_id})\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+    } else {
+        block.body.replace("{request_id}", request_id)
+    };
+    let mut resp = local_response(status, &body);
+    if let Ok(ct) = HeaderValue::from_str(&block.content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    resp
+}

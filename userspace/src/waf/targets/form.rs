@@ -1,0 +1,64 @@
+//! `application/x-www-form-urlencoded` (bodies and query strings): `name=value` pairs split on `&`, left
+//! encoded (the normaliser decodes them, `+` included).
+
+use std::borrow::Cow;
+
+use super::{Location, Target};
+use crate::waf::normalize::Encoding;
+
+/// Visits every name and value; a piece without `=` is a name with an empty value.
+pub fn each(data: &[u8], name_loc: Location, value_loc: Location, f: &mut dyn FnMut(Target<'_>)) {
+    for pair in data.split(|b| *b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let name_text = String::from_utf8_lossy(name);
+        if !name.is_empty() {
+            f(Target {
+                location: name_loc,
+                name: Cow::Borrowed(""),
+                value: name,
+                encoding: Encoding::Form,
+            });
+        }
+        if !value.is_empty() {
+            f(Target {
+                location: value_loc,
+                name: name_text,
+                value,
+                encoding: Encoding::Form,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_names_and_bare_names_are_visited() {
+        let mut seen = Vec::new();
+        each(
+            b"a=1&b=&c&&d=x%3Dy",
+            Location::QueryName,
+            Location::QueryValue,
+            &mut |t| {
+                seen.push((
+                    t.location,
+                    t.name.into_owned(),
+                    String::from_utf8_lossy(t.value).into_owned(),
+                ));
+            },
+        );
+        let values: Vec<_> = seen.iter().filter(|s| s.0 == Location::QueryValue).collect();
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[1].1, "d");
+        assert_eq!(values[1].2, "x%3Dy");
+        assert_eq!(seen.iter().filter(|s| s.0 == Location::QueryName).count(), 4);
+    }
+}

@@ -29,9 +29,7 @@ where
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             InspectedBody::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
-            InspectedBody::Buffered(b) => {
-                Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))))
-            }
+            InspectedBody::Buffered(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             InspectedBody::Prefixed(prefix, rest) => match prefix.take() {
                 Some(p) if !p.is_empty() => Poll::Ready(Some(Ok(Frame::data(p)))),
                 _ => Pin::new(rest).poll_frame(cx).map_err(Into::into),

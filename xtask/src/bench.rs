@@ -15,6 +15,9 @@ pub enum Bench {
     /// Proxy throughput and p99 against nginx (plain and TLS, 50 and 256 connections), epoll and io_uring,
     /// and memory with 10,000 idle keep-alive connections.
     L7,
+    /// User-space instructions per proxied request against nginx, counted by callgrind (steady on a busy
+    /// machine, unlike req/s).
+    L7Instructions,
     /// WAF inspection cost per request shape (criterion; no privileges, no eBPF object needed).
     Waf,
 }
@@ -48,6 +51,11 @@ pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
                 .arg(root.join("benches/l7/proxy.sh"))
                 .env("RAMPART_BIN", &artefacts.rampart)
                 .env("IO", std::env::var("IO").unwrap_or_else(|_| "both".into())),
+        ),
+        Bench::L7Instructions => process::run(
+            Command::new("bash")
+                .arg(root.join("benches/l7/instructions.sh"))
+                .env("RAMPART_BIN", &artefacts.rampart),
         ),
         Bench::Waf => Ok(()),
     }

@@ -24,7 +24,15 @@ const PACKAGES: &[&str] = &[
 /// Debian packages only the benchmarks need: trafgen (netsniff-ng) floods, nftables is the baseline drop path,
 /// wrk drives HTTP load, nginx is the reference proxy and the fixed upstream (the same package
 /// `../shared/bench/l7` was measured with), valgrind counts instructions per request.
-pub const BENCH_PACKAGES: &[&str] = &["netsniff-ng", "nftables", "wrk", "nginx", "linux-perf", "valgrind"];
+pub const BENCH_PACKAGES: &[&str] = &[
+    "netsniff-ng",
+    "nftables",
+    "wrk",
+    "nginx",
+    "linux-perf",
+    "valgrind",
+    "nghttp2-client",
+];
 
 /// The bpf-linker release known to work with LLVM 22 and the installed nightly.
 const BPF_LINKER_VERSION: &str = "0.13.0";

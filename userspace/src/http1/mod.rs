@@ -6,6 +6,7 @@
 //! differently are how requests get smuggled.
 
 pub mod chunked;
+pub mod raw_fields;
 
 use bytes::{BufMut, BytesMut};
 

@@ -228,7 +228,12 @@ where
 {
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
-        async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, conn).await) }
+        async move {
+            let mut resp = proxy.handle(req, conn).await;
+            // hyper writes HTTP/2 fields from the map only.
+            crate::http1::raw_fields::materialize(&mut resp);
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let served = builder.serve_connection(TokioIo::new(io), service);
     watcher.watch(served).await.map_err(|e| anyhow::anyhow!("{e}"))

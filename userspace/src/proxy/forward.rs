@@ -303,7 +303,8 @@ pub(super) fn relay(
     let reader = BodyReader::new(conn, &head);
     let mut resp = Response::new(());
     *resp.status_mut() = head.status;
-    *resp.headers_mut() = head.headers;
+    // Left raw: `net::h1` copies them to the client without building a map (`http1::raw_fields`).
+    resp.extensions_mut().insert(head.fields);
     let mut body = GuardedBody {
         reader: Some(reader),
         guard,

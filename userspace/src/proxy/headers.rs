@@ -14,19 +14,18 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::schema::HeaderRewrite;
 
-/// Whether a field describes one connection rather than the message (RFC 9110 §7.6.1), so it never crosses
-/// the proxy. `Upgrade` is hop-by-hop except on an upgrade handshake.
-pub fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
-    match name.as_str() {
-        "connection"
-        | "keep-alive"
-        | "proxy-connection"
-        | "proxy-authenticate"
-        | "proxy-authorization"
-        | "te"
-        | "trailer"
-        | "transfer-encoding" => true,
-        "upgrade" => !keep_upgrade,
+/// Fields that describe one connection and never cross a proxy (RFC 9110 §7.6.1); `upgrade` is kept on a
+/// WebSocket upgrade. `name` as it arrived, in any case.
+pub fn is_hop_by_hop(name: &[u8], keep_upgrade: bool) -> bool {
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 => is(b"te"),
+        7 => is(b"trailer") || (!keep_upgrade && is(b"upgrade")),
+        10 => is(b"connection") || is(b"keep-alive"),
+        16 => is(b"proxy-connection"),
+        17 => is(b"transfer-encoding"),
+        18 => is(b"proxy-authenticate"),
+        19 => is(b"proxy-authorization"),
         _ => false,
     }
 }
@@ -313,6 +312,32 @@ mod tests {
         let mut out = BytesMut::new();
         write_request_headers(&mut out, headers, &fwd);
         String::from_utf8(out.to_vec()).expect("ASCII")
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_found_in_any_case_and_nothing_else_is() {
+        for (name, hop, hop_on_upgrade) in [
+            ("connection", true, true),
+            ("Keep-Alive", true, true),
+            ("PROXY-CONNECTION", true, true),
+            ("proxy-authenticate", true, true),
+            ("Proxy-Authorization", true, true),
+            ("TE", true, true),
+            ("trailer", true, true),
+            ("Transfer-Encoding", true, true),
+            ("Upgrade", true, false),
+            ("content-type", false, false),
+            ("x-connection", false, false),
+            ("tex", false, false),
+            ("connectionx", false, false),
+        ] {
+            assert_eq!(is_hop_by_hop(name.as_bytes(), false), hop, "{name}");
+            assert_eq!(
+                is_hop_by_hop(name.as_bytes(), true),
+                hop_on_upgrade,
+                "{name} on upgrade"
+            );
+        }
     }
 
     #[test]

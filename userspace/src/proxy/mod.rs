@@ -38,6 +38,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 
+use crate::http1::raw_fields::{self, RawFields};
 use crate::net::client_addr;
 pub use body::InspectedBody;
 pub use forward::ForwardError;
@@ -106,13 +107,17 @@ impl Proxy {
             request_id: request_id::from_or_new(req.headers().get(&request_id::HEADER)),
         };
         let (mut resp, upstream) = self.pipeline(&rt, req, &ctx).await;
+        let upstream_fields = resp.extensions_mut().remove::<RawFields>();
         let h = resp.headers_mut();
-        rt.security_headers.apply(h);
+        rt.security_headers.apply(h, upstream_fields.as_ref());
         h.insert(request_id::HEADER, ctx.request_id.clone());
         if conn.tls
             && let Some(hsts) = rt.tls.as_ref().and_then(|t| t.hsts.clone())
         {
             h.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+        }
+        if let Some(fields) = upstream_fields {
+            resp.extensions_mut().insert(fields);
         }
         self.metrics
             .observe(upstream.as_deref().unwrap_or("-"), resp.status(), started.elapsed());
@@ -194,6 +199,7 @@ impl Proxy {
         };
         let mut resp = resp;
         if !route.response_headers.is_empty() {
+            raw_fields::materialize(&mut resp);
             route.response_headers.apply(resp.headers_mut());
         }
         (resp, Some(route.upstream.clone()))

@@ -57,7 +57,7 @@ pub fn tunnel(
     });
     let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());
     *resp.status_mut() = head.status;
-    *resp.headers_mut() = head.headers;
+    *resp.headers_mut() = head.fields.to_header_map();
     // Connection is hop-by-hop and was removed from the server's answer; this hop's client needs its own.
     resp.headers_mut()
         .insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));

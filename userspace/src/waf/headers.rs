@@ -4,6 +4,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::schema::SecurityHeaders;
+use crate::http1::raw_fields::RawFields;
 
 /// The headers to add, validated.
 #[derive(Clone, Debug, Default)]
@@ -50,10 +51,10 @@ impl ResponseHeaders {
         Ok(Self { headers })
     }
 
-    /// Adds each header the response lacks.
-    pub fn apply(&self, h: &mut HeaderMap) {
+    /// Adds each header the response lacks, looking in its map and in the upstream's raw fields.
+    pub fn apply(&self, h: &mut HeaderMap, upstream: Option<&RawFields>) {
         for (name, value) in &self.headers {
-            if !h.contains_key(name) {
+            if !h.contains_key(name) && !upstream.is_some_and(|f| f.contains(name)) {
                 h.insert(name.clone(), value.clone());
             }
         }
@@ -73,7 +74,7 @@ mod tests {
         .expect("valid");
         let mut h = HeaderMap::new();
         h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-        rh.apply(&mut h);
+        rh.apply(&mut h, None);
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["content-security-policy"], "default-src 'self'");

@@ -14,11 +14,12 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
-use http::header::{self, HeaderName};
+use http::header;
 use http::{Response, StatusCode, Version};
 use hyper::body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::http1::raw_fields::RawFields;
 use crate::http1::{Digits, put_field, put_hex};
 use crate::proxy::ResponseBody;
 
@@ -63,11 +64,26 @@ pub async fn write<S: AsyncWrite + Unpin>(
     put_status_line(out, status);
     let mut has_date = false;
     for (name, value) in &parts.headers {
-        if skip_field(name, upgraded, keep_length) {
+        if skip_field(name.as_str().as_bytes(), upgraded, keep_length) {
             continue;
         }
         has_date |= name == header::DATE;
         put_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(raw) = parts.extensions.get::<RawFields>() {
+        for (name, value) in raw.iter() {
+            // A field this hop set in the map replaces the upstream's.
+            if skip_field(name, upgraded, keep_length)
+                || parts
+                    .headers
+                    .keys()
+                    .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            has_date |= name.eq_ignore_ascii_case(b"date");
+            put_field(out, name, value);
+        }
     }
     if !has_date {
         put_date(out);
@@ -157,12 +173,17 @@ pub async fn write<S: AsyncWrite + Unpin>(
     Ok(if keep_alive { After::KeepAlive } else { After::Close })
 }
 
-/// Fields this hop writes itself, or that describe the previous hop's connection.
-fn skip_field(name: &HeaderName, upgraded: bool, keep_length: bool) -> bool {
-    match name.as_str() {
-        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" => true,
-        "upgrade" => !upgraded,
-        "content-length" => !keep_length,
+/// Fields this hop writes itself, or that describe the previous hop's connection. `name` in any case: raw
+/// upstream names keep their spelling.
+fn skip_field(name: &[u8], upgraded: bool, keep_length: bool) -> bool {
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 => is(b"te"),
+        7 => is(b"trailer") || (!upgraded && is(b"upgrade")),
+        10 => is(b"connection") || is(b"keep-alive"),
+        14 => !keep_length && is(b"content-length"),
+        16 => is(b"proxy-connection"),
+        17 => is(b"transfer-encoding"),
         _ => false,
     }
 }
@@ -333,5 +354,44 @@ mod tests {
         .await;
         assert!(wire.contains("connection: close\r\n"), "{wire}");
         assert_eq!(after, After::Close);
+    }
+
+    #[tokio::test]
+    async fn raw_upstream_fields_are_copied_unless_this_hop_set_the_name() {
+        let head = Bytes::from_static(b"X-Request-Id: theirs\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 7\r\nETag: \"e\"\r\nConnection: close\r\n");
+        let spans = [
+            (0, 12, 14, 6),
+            (22, 4, 28, 29),
+            (59, 14, 75, 1),
+            (78, 4, 84, 3),
+            (89, 10, 101, 5),
+        ];
+        let raw = crate::http1::raw_fields::RawFields::new(head, spans);
+        let names: Vec<_> = raw.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+        assert_eq!(names[4], (b"Connection".to_vec(), b"close".to_vec()), "spans as meant");
+        let mut r = Response::new(Full::new(Bytes::from_static(b"hello")).map_err(|n| match n {}).boxed());
+        r.headers_mut().insert("x-request-id", "ours".parse().unwrap());
+        r.extensions_mut().insert(raw);
+        let (wire, after) = written(r, H11).await;
+        assert!(
+            wire.contains("x-request-id: ours\r\n") && !wire.contains("theirs"),
+            "{wire}"
+        );
+        assert!(wire.contains("ETag: \"e\"\r\n"), "{wire}");
+        assert_eq!(
+            wire.matches("ate: ").count(),
+            1,
+            "the upstream's Date is the only one: {wire}"
+        );
+        assert!(wire.contains("Date: Mon, 01 Jan 2024"), "{wire}");
+        assert!(
+            !wire.contains("Content-Length") && wire.contains("content-length: 5\r\n"),
+            "{wire}"
+        );
+        assert!(
+            !wire.contains("Connection"),
+            "the upstream's connection fields are its own: {wire}"
+        );
+        assert_eq!(after, After::KeepAlive);
     }
 }

@@ -20,7 +20,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, request};
 use http_body_util::BodyExt;
 use hyper::body::Body;
@@ -28,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::conn_pool::BoxError;
+use crate::http1::raw_fields::RawFields;
 use crate::http1::{Digits, FramingError, chunked, content_length, ends_in_chunked, put_field, put_hex};
 use crate::proxy::headers::{Forwarding, is_hop_by_hop, write_request_headers};
 
@@ -254,8 +254,9 @@ pub enum Framing {
 #[derive(Debug)]
 pub struct ResponseHead {
     pub status: StatusCode,
-    /// Hop-by-hop fields removed (RFC 9110 §7.6.1), including those the Connection header names.
-    pub headers: HeaderMap,
+    /// Hop-by-hop fields removed (RFC 9110 §7.6.1), including those the Connection header names; kept raw,
+    /// for the client side to copy or materialize (`http1::raw_fields`).
+    pub fields: RawFields,
     pub framing: Framing,
     /// Both sides may use the connection for another request once this response has ended.
     pub keep_alive: bool,
@@ -311,23 +312,15 @@ pub fn parse_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<R
 
     let head = buf.split_to(used).freeze();
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
-    let mut headers = HeaderMap::with_capacity(count);
-    for (name_at, name_len, value_at, value_len) in spans {
-        let raw_name = &head[name_at..name_at + name_len];
-        let name = HeaderName::from_bytes(raw_name)
-            .map_err(|_| invalid(format!("header name `{}`", String::from_utf8_lossy(raw_name))))?;
-        let connection_named = !named.is_empty() && named.iter().any(|n| n == name.as_str());
-        if is_hop_by_hop(&name, upgrade) || (connection_named && !(upgrade && name == header::UPGRADE)) {
-            continue;
-        }
+    let kept = spans.into_iter().filter(|&(name_at, name_len, _, _)| {
+        let name = &head[name_at..name_at + name_len];
+        let connection_named = !named.is_empty() && named.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+        let is_upgrade = name.eq_ignore_ascii_case(b"upgrade");
         // With Transfer-Encoding, Content-Length is meaningless and must not reach the client (RFC 9112 §6.3).
-        if chunked_last.is_some() && name == header::CONTENT_LENGTH {
-            continue;
-        }
-        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
-            .map_err(|_| invalid(format!("value of header `{name}`")))?;
-        headers.append(name, value);
-    }
+        let stale_length = chunked_last.is_some() && name.eq_ignore_ascii_case(b"content-length");
+        !(is_hop_by_hop(name, upgrade) || (connection_named && !(upgrade && is_upgrade)) || stale_length)
+    });
+    let fields = RawFields::new(head.clone(), kept);
 
     let no_body = request_was_head
         || status.is_informational()
@@ -347,7 +340,7 @@ pub fn parse_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<R
     let keep_alive = framing != Framing::UntilClose && !upgrade && !close && (http11 || keep_alive_token);
     Ok(Some(ResponseHead {
         status,
-        headers,
+        fields,
         framing,
         keep_alive,
     }))
@@ -470,13 +463,31 @@ mod tests {
     use super::super::conn_pool::UpstreamBody;
     use super::*;
     use crate::proxy::headers::Overrides;
+    use http::HeaderValue;
 
     fn parse(raw: &[u8], request_was_head: bool) -> Result<Option<ResponseHead>, H1Error> {
         parse_head(&mut BytesMut::from(raw), request_was_head)
     }
 
-    fn head(raw: &str) -> ResponseHead {
-        parse(raw.as_bytes(), false).expect("valid").expect("complete")
+    /// The parsed head, its fields materialized for inspection.
+    fn head(raw: &str) -> Parsed {
+        let h = parse(raw.as_bytes(), false).expect("valid").expect("complete");
+        Parsed {
+            headers: h.fields.to_header_map(),
+            head: h,
+        }
+    }
+
+    struct Parsed {
+        head: ResponseHead,
+        headers: http::HeaderMap,
+    }
+
+    impl std::ops::Deref for Parsed {
+        type Target = ResponseHead;
+        fn deref(&self) -> &ResponseHead {
+            &self.head
+        }
     }
 
     #[test]
@@ -588,7 +599,7 @@ mod tests {
         let conn = Conn::connect(&addr.to_string()).await.unwrap();
         let head = ResponseHead {
             status: StatusCode::OK,
-            headers: HeaderMap::new(),
+            fields: RawFields::default(),
             framing,
             keep_alive: true,
         };

@@ -54,7 +54,7 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// Something that accepts client connections: tokio's listener (epoll), or an io_uring worker's
 /// (`uring::UringListener`). Everything after the accept is the same code for both.
 pub trait Accept {
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Stream: AsyncRead + AsyncWrite + h1::ReadReady + Unpin + Send + 'static;
     /// The next connection, with Nagle's algorithm already off (responses are written whole).
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
 }
@@ -151,7 +151,7 @@ struct Serving {
     shutdown: watch::Receiver<bool>,
 }
 
-async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+async fn connection<S: AsyncRead + AsyncWrite + h1::ReadReady + Unpin + Send + 'static>(
     mut stream: S,
     peer: SocketAddr,
     transport: Transport,

@@ -94,6 +94,13 @@ impl Inner {
     }
 }
 
+/// io_uring reads complete into owned buffers; readiness without a read is not on offer.
+impl crate::net::h1::ReadReady for UringStream {
+    fn read_ready(&self) -> impl Future<Output = io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
 impl AsyncRead for UringStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let inner = &mut *self.get_mut().inner;

@@ -175,9 +175,14 @@ impl Pump {
         self.tx.is_none()
     }
 
-    /// The whole body was read off the wire, so the next bytes are the next request.
-    pub fn complete(&self) -> bool {
-        self.complete
+    /// The whole body was read off the wire, so the next bytes are the next request. Pieces already in `buf`
+    /// are consumed first: the pipeline may answer before the pump's last step has run (or after it stopped
+    /// taking the body), and a connection whose body ended in its buffer can still carry another request.
+    pub fn complete(&mut self, buf: &mut BytesMut) -> bool {
+        if !self.complete && self.wanted.is_none() {
+            while let Ok(Some(_)) = self.next_buffered(buf) {}
+        }
+        self.complete || self.reading == Reading::Done
     }
 
     /// Reads and hands over the next piece of body. Returns once it is accepted by the channel (or the body is
@@ -294,7 +299,7 @@ mod tests {
             }
         };
         drop(server);
-        (result, pump.complete(), writer.await.unwrap())
+        (result, pump.complete(&mut buf), writer.await.unwrap())
     }
 
     #[tokio::test]
@@ -310,6 +315,25 @@ mod tests {
         let (body, complete, _) = pumped(BodyFraming::Chunked, b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", false).await;
         assert_eq!(body.unwrap(), b"hello world");
         assert!(complete);
+    }
+
+    #[test]
+    fn a_body_already_buffered_completes_even_when_the_pipeline_answered_first() {
+        let (_body, mut pump) = RequestBody::streaming(BodyFraming::Length(5), false);
+        let mut buf = BytesMut::from(&b"helloGET / HTTP/1.1\r\n"[..]);
+        assert!(pump.complete(&mut buf));
+        assert_eq!(
+            &buf[..],
+            b"GET / HTTP/1.1\r\n",
+            "the next request is left for the connection"
+        );
+        let (_body, mut pump) = RequestBody::streaming(BodyFraming::Length(9), false);
+        let mut buf = BytesMut::from(&b"hello"[..]);
+        assert!(!pump.complete(&mut buf), "four bytes of body are still on the wire");
+        let (_body, mut pump) = RequestBody::streaming(BodyFraming::Chunked, false);
+        let mut buf = BytesMut::from(&b"5\r\nhello\r\n0\r\n\r\nNEXT"[..]);
+        assert!(pump.complete(&mut buf));
+        assert_eq!(&buf[..], b"NEXT");
     }
 
     #[tokio::test]

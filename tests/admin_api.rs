@@ -1006,6 +1006,14 @@ fn the_dashboard_in_headless_chromium_logs_in_shows_an_attack_live_and_unblocks_
         "!!document.querySelector('[data-unblock=\"198.51.100.20/32\"]')",
         Duration::from_secs(10)
     ));
+    // Signed in: the form is gone from the screen, the application is on it.
+    assert_eq!(
+        cdp.eval(
+            "[getComputedStyle(document.getElementById('login')).display, \
+             getComputedStyle(document.getElementById('app')).display]"
+        ),
+        json!(["none", "grid"])
+    );
 
     // An attack appears live (the page is not reloaded; the WebSocket brings it).
     let attack = format!("{}{ATTACK}", d.proxy);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// glibc's allocator cost ~9% of a proxied request's CPU in profiles (much of it consolidating free lists);
 /// mimalloc's thread-local free lists make the small, short-lived allocations of request handling cheap.
@@ -46,6 +46,47 @@ enum Command {
         #[command(subcommand)]
         command: WafCommand,
     },
+    /// Log in to a running daemon's admin API; the password is read from standard input, the tokens are
+    /// saved with 0600 permissions for the other commands.
+    Login {
+        #[arg(long, short)]
+        username: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Upstreams of a running daemon.
+    Proxy {
+        #[command(subcommand)]
+        command: ProxyCommand,
+    },
+    /// The response cache of a running daemon.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+    /// Health of a running daemon.
+    Monitor {
+        #[command(subcommand)]
+        command: MonitorCommand,
+    },
+    /// Tail live events from a running daemon (the admin WebSocket).
+    Events {
+        /// Topics: security_events, performance_metrics, health_status.
+        #[arg(long = "topic", default_value = "security_events")]
+        topics: Vec<String>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Admin accounts, offline.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// A demo upstream that echoes each request as JSON (used by `cargo xtask run` and the tests).
     EchoUpstream {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -57,6 +98,74 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
     },
+}
+
+/// Where the admin API is and how to print its answers.
+#[derive(Args, Clone)]
+struct Remote {
+    /// Base URL of the admin API.
+    #[arg(long, default_value = "http://127.0.0.1:8081", env = "RAMPART_ADMIN_URL")]
+    admin: String,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ProxyCommand {
+    /// Every upstream pool with its servers' live state.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Clear cached responses, all or those matching a pattern.
+    Clear {
+        #[arg(long)]
+        pattern: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum MonitorCommand {
+    /// Overall status and each component's.
+    Health {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// The built-in rules as in force.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Turn a rule on.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Turn a rule off.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Read a password from standard input (first line) and print its argon2id hash for
+    /// `admin.auth.users[].password_hash`. Never give the password as an argument: it would be in `ps`.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +183,33 @@ enum XdpCommand {
 
 #[derive(Subcommand)]
 enum WafCommand {
+    /// Requests inspected and blocked, by attack type, and the deny list, from a running daemon.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Deny an address or prefix at once (XDP and the durable record).
+    BlockIp {
+        ip: String,
+        /// How long, e.g. `1h` or `30m`; permanent without it.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove an address or prefix from the deny list.
+    UnblockIp {
+        ip: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The WAF rules of a running daemon.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Replay a request corpus (JSON lines, the format of ../shared/corpus/) through the engine, with no
     /// network: per-class detection and false-positive rates, the slowest requests, and last
     /// `detection=XX.X% false_positive=YY.Y%`.
@@ -114,6 +250,13 @@ enum ConfigCommand {
     /// Validate FILE (with RAMPART_ environment overrides applied); prints every problem with its key path and
     /// line, and exits 2 if there is any.
     Validate { file: PathBuf },
+    /// One screen about a configuration: listeners, upstreams, routes, WAF, XDP, admin auth.
+    Summary {
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration (file or embedded default, overrides applied), secrets redacted.
     Show {
         #[arg(long, short, env = "RAMPART_CONFIG")]
@@ -175,6 +318,71 @@ fn main() -> ExitCode {
             let source = path_of(config_path.as_ref());
             run_runtime(config.server.workers, rampart::daemon::run(config, source))
         }
+        Command::Config {
+            command: ConfigCommand::Summary { config, json },
+        } => match load(config.as_ref()) {
+            Ok(c) => {
+                let v = rampart::config::summary(&c);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else {
+                    print!("{}", rampart::config::summary_text(&v));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_failure(&e),
+        },
+        Command::Login { username, remote } => {
+            remote_call(async move { rampart::cli::commands::login(&remote.admin, &username, remote.json).await })
+        }
+        Command::Waf {
+            command: WafCommand::Status { remote },
+        } => remote_call(async move { rampart::cli::commands::waf_status(&remote.admin, remote.json).await }),
+        Command::Waf {
+            command:
+                WafCommand::BlockIp {
+                    ip,
+                    duration,
+                    reason,
+                    remote,
+                },
+        } => remote_call(async move {
+            rampart::cli::commands::block_ip(&remote.admin, &ip, duration, reason.as_deref(), remote.json).await
+        }),
+        Command::Waf {
+            command: WafCommand::UnblockIp { ip, remote },
+        } => remote_call(async move { rampart::cli::commands::unblock_ip(&remote.admin, &ip, remote.json).await }),
+        Command::Waf {
+            command: WafCommand::Rules { command },
+        } => remote_call(async move {
+            match command {
+                RulesCommand::List { remote } => rampart::cli::commands::rules_list(&remote.admin, remote.json).await,
+                RulesCommand::Enable { name, remote } => {
+                    rampart::cli::commands::rule_set_enabled(&remote.admin, &name, true, remote.json).await
+                }
+                RulesCommand::Disable { name, remote } => {
+                    rampart::cli::commands::rule_set_enabled(&remote.admin, &name, false, remote.json).await
+                }
+            }
+        }),
+        Command::Proxy {
+            command: ProxyCommand::Status { remote },
+        } => remote_call(async move { rampart::cli::commands::proxy_status(&remote.admin, remote.json).await }),
+        Command::Cache {
+            command: CacheCommand::Clear { pattern, remote },
+        } => remote_call(async move {
+            rampart::cli::commands::cache_clear(&remote.admin, pattern.as_deref(), remote.json).await
+        }),
+        Command::Monitor {
+            command: MonitorCommand::Health { remote },
+        } => remote_call(async move { rampart::cli::commands::monitor_health(&remote.admin, remote.json).await }),
+        Command::Events { topics, count, remote } => {
+            remote_call(async move { rampart::cli::events::tail(&remote.admin, &topics, count, remote.json).await })
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "rampart", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Xdp {
             command: XdpCommand::Status { admin, json },
         } => run_runtime(1, async move { rampart::cli_status::xdp_status(&admin, json).await }),
@@ -231,6 +439,30 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Admin {
+            command: AdminCommand::HashPassword,
+        } => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("rampart: cannot read the password from standard input: {e}");
+                return ExitCode::FAILURE;
+            }
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                eprintln!("rampart: the password on standard input is empty");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            match rampart::admin::auth::password::hash(password) {
+                Ok(h) => {
+                    println!("{h}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rampart: cannot hash the password: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::EchoUpstream { listen, name, delay_ms } => {
             let options = rampart::echo_upstream::EchoOptions {
                 name,
@@ -258,6 +490,23 @@ fn config_failure(e: &ConfigError) -> ExitCode {
         eprintln!("rampart: config error: {line}");
     }
     ExitCode::from(EXIT_CONFIG)
+}
+
+/// An admin client command: its errors go to stderr without the daemon's log formatting.
+fn remote_call(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => match rt.block_on(fut) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rampart: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("rampart: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run_runtime(workers: usize, fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

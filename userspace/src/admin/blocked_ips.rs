@@ -134,16 +134,16 @@ pub async fn remove(
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request("body", format!("invalid JSON body: {e}")))
 }
 
-fn parse_cidr(ip: &str) -> Result<Cidr, ApiError> {
+pub(super) fn parse_cidr(ip: &str) -> Result<Cidr, ApiError> {
     ip.parse()
         .map_err(|e: crate::config::types::CidrError| ApiError::bad_request("ip", e.to_string()))
 }
 
-fn access_error(e: AccessError) -> ApiError {
+pub(super) fn access_error(e: AccessError) -> ApiError {
     match e {
         AccessError::Protected { .. } => ApiError::bad_request("ip", e.to_string()),
         AccessError::Full { .. } => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()),

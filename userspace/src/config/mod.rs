@@ -10,6 +10,7 @@ mod lines;
 mod path;
 pub mod patterns;
 pub mod schema;
+mod summary;
 pub mod types;
 mod validate;
 
@@ -20,6 +21,7 @@ use serde_json::Value;
 pub use error::{ConfigError, ConfigIssue, Location};
 pub use path::KeyPath;
 pub use schema::Config;
+pub use summary::{summary, summary_text};
 
 use env::Override;
 use lines::LineIndex;
@@ -249,6 +251,10 @@ pub fn to_yaml_redacted(config: &Config) -> Result<String, serde_saphyr::Seriali
         }
     };
     redact(&mut shown.admin.auth.jwt_secret);
+    // A hash is not the password, but it can be attacked offline: it stays in the file only.
+    for u in &mut shown.admin.auth.users {
+        u.password_hash = "<redacted>".into();
+    }
     redact(&mut shown.proxy.caching.redis_cache.password);
     serde_saphyr::to_string(&shown)
 }

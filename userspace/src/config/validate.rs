@@ -229,6 +229,61 @@ fn admin(c: &Config, out: &mut Vec<Finding>) {
             Some(s) if s.len() < 32 => out.push((at("admin.auth.jwt_secret"), "must be at least 32 bytes".into())),
             Some(_) => {}
         }
+        if !matches!(a.jwt_algorithm.as_str(), "HS256" | "HS384" | "HS512") {
+            out.push((
+                at("admin.auth.jwt_algorithm"),
+                format!("`{}` is not supported (HS256, HS384 or HS512)", a.jwt_algorithm),
+            ));
+        }
+        if a.users.is_empty() {
+            out.push((
+                at("admin.auth.users"),
+                "at least one user is required when admin.auth.enabled is true".into(),
+            ));
+        }
+        if a.token_expiry == 0 || a.refresh_token_expiry < a.token_expiry {
+            out.push((
+                at("admin.auth.refresh_token_expiry"),
+                "token_expiry must be above 0 and refresh_token_expiry at least token_expiry".into(),
+            ));
+        }
+        if a.max_login_attempts == 0 {
+            out.push((at("admin.auth.max_login_attempts"), "must be at least 1".into()));
+        }
+    } else {
+        if c.admin.enabled && !c.admin.host.is_loopback() {
+            out.push((
+                at("admin.auth.enabled"),
+                format!(
+                    "must be true when admin.host ({}) is not a loopback address: the API would be open to the network",
+                    c.admin.host
+                ),
+            ));
+        }
+        if !a.users.is_empty() {
+            out.push((
+                at("admin.auth.users"),
+                "users are configured but admin.auth.enabled is false; enable auth or remove them".into(),
+            ));
+        }
+    }
+    let mut names = HashSet::new();
+    for (i, u) in a.users.iter().enumerate() {
+        let key = at("admin.auth.users").child_index(i);
+        if u.username.is_empty() || u.username.len() > 64 {
+            out.push((key.child_key("username"), "must be 1 to 64 bytes".into()));
+        }
+        if !names.insert(u.username.as_str()) {
+            out.push((key.child_key("username"), format!("`{}` is listed twice", u.username)));
+        }
+        if let Err(e) = argon2::PasswordHash::new(&u.password_hash) {
+            out.push((
+                key.child_key("password_hash"),
+                format!("not an argon2 PHC string ({e}); make one with `rampart admin hash-password`"),
+            ));
+        } else if !u.password_hash.starts_with("$argon2") {
+            out.push((key.child_key("password_hash"), "must be an argon2 hash".into()));
+        }
     }
     if !c.metrics.prometheus.path.starts_with('/') {
         out.push((at("metrics.prometheus.path"), "must start with /".into()));

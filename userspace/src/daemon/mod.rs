@@ -22,7 +22,7 @@ use crate::admin::{self, AdminState, XdpState};
 use crate::config::Config;
 use crate::config::schema::IoEngine;
 use crate::net::{self, Limits, Transport};
-use crate::proxy::metrics::ProxyMetrics;
+use crate::proxy::metrics::{ProxyMetrics, UpstreamCollector};
 use crate::proxy::{LiveRuntime, Proxy};
 use crate::telemetry::metrics::Metrics;
 use crate::xdp::{self, ListKind, geo::CountryLookup};
@@ -71,6 +71,13 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     metrics.register_xdp(kernel.maps.clone());
     let proxy_metrics = Arc::new(ProxyMetrics::new(metrics.registry()).context("registering proxy metrics")?);
     let live = Arc::new(LiveRuntime::new(config.clone(), source).context("building the proxy configuration")?);
+    metrics
+        .registry()
+        .register(Box::new(
+            UpstreamCollector::new(live.clone()).context("building upstream metrics")?,
+        ))
+        .context("registering upstream metrics")?;
+    let auth = Arc::new(admin::Auth::new(&config.admin.auth).map_err(|e| anyhow::anyhow!(e))?);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -99,7 +106,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout),
         proxy_protocol: config.server.proxy_protocol,
     };
-    let proxy = Arc::new(Proxy::new(live.clone(), proxy_metrics));
+    let proxy = Arc::new(Proxy::new(live.clone(), proxy_metrics.clone()));
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let listener = net::bind(proxy_addr, "proxy").await?;
     info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
@@ -117,11 +124,18 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     if config.admin.enabled {
         let admin_addr = SocketAddr::new(config.admin.host, config.admin.port.get());
         let admin_listener = net::bind(admin_addr, "admin API").await?;
-        info!(address = %admin_addr, "admin API listening");
+        info!(
+            address = %admin_addr,
+            auth = config.admin.auth.enabled,
+            users = config.admin.auth.users.len(),
+            "admin API listening"
+        );
         let state = Arc::new(AdminState {
             lists: lists.clone(),
             live: live.clone(),
             metrics,
+            proxy_metrics,
+            auth,
             xdp: XdpState {
                 wanted: config.xdp.enabled,
                 attachments: kernel.attachments.clone(),
@@ -132,6 +146,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         });
         let app = admin::router(
             state,
+            &config.admin,
             &config.metrics.prometheus.path,
             &config.metrics.health_checks.endpoint,
         );

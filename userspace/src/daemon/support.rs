@@ -20,8 +20,6 @@ pub fn check(c: &Config) -> Unsupported {
         }
     };
     fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
-    fatal_if(c.admin.auth.enabled, "admin.auth.enabled (token authentication)");
-    fatal_if(c.admin.cors.enabled, "admin.cors.enabled");
     fatal_if(
         c.metrics.prometheus.port.is_some(),
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
@@ -52,7 +50,6 @@ pub fn check(c: &Config) -> Unsupported {
         c.proxy.caching.enabled || c.proxy.routes.iter().any(|r| r.cache_ttl.is_some()),
         "proxy.caching",
     );
-    warn_if(c.admin.rate_limiting.enabled, "admin.rate_limiting");
     warn_if(
         c.logging.security_log.file.is_some()
             || c.logging.access_log.file.is_some()

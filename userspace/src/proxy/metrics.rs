@@ -108,3 +108,73 @@ impl ProxyMetrics {
         self.errors.with_label_values(&[kind]).inc();
     }
 }
+
+/// `rampart_proxy_upstream_connections_active{upstream}` (requests in flight to the pool) and
+/// `rampart_proxy_upstream_health_status{upstream,server}` (1 when the server takes traffic, 0 when it is
+/// disabled, failing active checks or behind an open circuit breaker), read from the live servers at scrape
+/// time. Server labels are the configured `host:port`, so their number is bounded by the configuration.
+pub struct UpstreamCollector {
+    live: std::sync::Arc<super::LiveRuntime>,
+    scrape: std::sync::Mutex<()>,
+    active: prometheus::IntGaugeVec,
+    health: prometheus::IntGaugeVec,
+}
+
+impl UpstreamCollector {
+    pub fn new(live: std::sync::Arc<super::LiveRuntime>) -> prometheus::Result<Self> {
+        Ok(Self {
+            live,
+            scrape: std::sync::Mutex::new(()),
+            active: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "rampart_proxy_upstream_connections_active",
+                    "Requests in flight to each upstream pool.",
+                ),
+                &["upstream"],
+            )?,
+            health: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "rampart_proxy_upstream_health_status",
+                    "1 when the server takes traffic, 0 when disabled, unhealthy or circuit-open.",
+                ),
+                &["upstream", "server"],
+            )?,
+        })
+    }
+}
+
+impl prometheus::core::Collector for UpstreamCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut d = self.active.desc();
+        d.extend(self.health.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use std::sync::atomic::Ordering;
+        let _scrape = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        // Rebuilt on every scrape, so servers removed by a reload disappear.
+        self.active.reset();
+        self.health.reset();
+        let rt = self.live.load();
+        for pool in rt.upstreams.iter() {
+            let in_flight: u64 = pool
+                .servers
+                .iter()
+                .map(|s| u64::from(s.active.load(Ordering::Relaxed)))
+                .sum();
+            self.active
+                .with_label_values(&[pool.name.as_str()])
+                .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+            for s in &pool.servers {
+                let up = i64::from(matches!(s.status(), "healthy" | "half_open"));
+                self.health
+                    .with_label_values(&[pool.name.as_str(), s.id.as_str()])
+                    .set(up);
+            }
+        }
+        let mut out = self.active.collect();
+        out.extend(self.health.collect());
+        out
+    }
+}

@@ -46,6 +46,7 @@ use metrics::ProxyMetrics;
 use route::{RequestFacts, RouteSettings};
 pub use runtime::{LiveRuntime, ReloadError, Runtime};
 use upstream::conn_pool::BoxError;
+pub use waf_phase::{WafMetrics, WafStats};
 
 /// Body of every response the proxy returns: relayed upstream bodies and locally generated ones.
 pub type ResponseBody = BoxBody<Bytes, BoxError>;

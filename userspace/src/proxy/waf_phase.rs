@@ -74,6 +74,29 @@ impl WafMetrics {
         })
     }
 
+    /// Totals since start, for `GET /admin/waf/stats` (read from the same counters Prometheus scrapes).
+    pub fn stats(&self) -> WafStats {
+        let head = self.duration.with_label_values(&["head"]);
+        let body = self.duration.with_label_values(&["body"]);
+        let inspected = head.get_sample_count();
+        let seconds = head.get_sample_sum() + body.get_sample_sum();
+        WafStats {
+            inspected,
+            by_action: ["allowed", "blocked", "challenged", "logged"]
+                .map(|a| (a, self.requests.with_label_values(&[a]).get())),
+            by_attack: Family::ALL
+                .iter()
+                .map(|f| (f.name(), self.blocked.with_label_values(&[f.name()]).get()))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            avg_ms: if inspected == 0 {
+                0.0
+            } else {
+                seconds * 1000.0 / inspected as f64
+            },
+        }
+    }
+
     fn observe(&self, verdict: &Verdict, took: Duration, phase: &str) {
         self.requests.with_label_values(&[verdict.action()]).inc();
         if let Verdict::Block(f) | Verdict::Challenge(f) = verdict {
@@ -84,6 +107,18 @@ impl WafMetrics {
 }
 
 /// The request after the WAF phase: on its way (with the body as it will be forwarded) or answered.
+/// What the WAF has done since start.
+pub struct WafStats {
+    /// Requests whose head was inspected.
+    pub inspected: u64,
+    /// Verdicts by action (a request with a body has a head and a body verdict).
+    pub by_action: [(&'static str, u64); 4],
+    /// Blocked or challenged requests by attack type, only those seen.
+    pub by_attack: Vec<(&'static str, u64)>,
+    /// Mean inspection time per request, head and body together.
+    pub avg_ms: f64,
+}
+
 pub enum Outcome<B> {
     Forward(Request<InspectedBody<B>>),
     Answer(Response<ResponseBody>),
@@ -222,6 +257,7 @@ fn answer(
         "request {} by the WAF",
         event.action_taken
     );
+    crate::telemetry::events::publish(crate::telemetry::events::SECURITY, &event);
     match i.verdict {
         Verdict::Allow | Verdict::Log(_) => None,
         Verdict::Block(_) => Some(block_page(block, request_id, false)),

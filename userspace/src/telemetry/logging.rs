@@ -1,8 +1,13 @@
-//! The daemon's log: `tracing` with JSON (one object per line) or human-readable text, per `logging`.
+//! The daemon's log: `tracing` with JSON (one object per line) or human-readable text, per `logging`, plus a
+//! copy of every record into the in-memory ring that `GET /admin/system/logs` reads.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::schema::{Config, LogFormat};
+
+type Filtered = Layered<EnvFilter, Registry>;
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured level (for debugging).
 pub fn init(config: &Config) {
@@ -15,20 +20,20 @@ pub fn init(config: &Config) {
     let to_stderr = config.logging.outputs.iter().any(|o| o == "stderr");
     // Colour codes only for a terminal; in a file or journald they are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true)
-        .with_ansi(ansi);
-    // try_init: a second call (tests starting the daemon in-process) keeps the first subscriber.
-    let result = match (config.logging.format, to_stderr) {
-        (LogFormat::Text, false) => builder.try_init(),
-        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).try_init(),
-        (LogFormat::Json | LogFormat::Structured, false) => builder.json().flatten_event(true).try_init(),
-        (LogFormat::Json | LogFormat::Structured, true) => builder
-            .json()
-            .flatten_event(true)
-            .with_writer(std::io::stderr)
-            .try_init(),
+    let base = tracing_subscriber::fmt::layer().with_target(true).with_ansi(ansi);
+    let fmt: Box<dyn Layer<Filtered> + Send + Sync> = match (config.logging.format, to_stderr) {
+        (LogFormat::Text, false) => base.boxed(),
+        (LogFormat::Text, true) => base.with_writer(std::io::stderr).boxed(),
+        (LogFormat::Json | LogFormat::Structured, false) => base.json().flatten_event(true).boxed(),
+        (LogFormat::Json | LogFormat::Structured, true) => {
+            base.json().flatten_event(true).with_writer(std::io::stderr).boxed()
+        }
     };
+    // try_init: a second call (tests starting the daemon in-process) keeps the first subscriber.
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(super::log_ring::RingLayer)
+        .try_init();
     drop(result);
 }

@@ -10,16 +10,29 @@ use tracing::warn;
 
 use crate::xdp::XdpMaps;
 
-#[derive(Default)]
 pub struct Metrics {
     registry: Registry,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
-        Self {
-            registry: Registry::new(),
+        let registry = Registry::new();
+        match super::process::ProcessCollector::new() {
+            // Registration fails only on duplicate names, which is a programming error caught by the tests.
+            Ok(p) => {
+                if let Err(e) = registry.register(Box::new(p)) {
+                    warn!(error = %e, "registering process metrics failed");
+                }
+            }
+            Err(e) => warn!(error = %e, "building process metrics failed"),
         }
+        Self { registry }
     }
 
     /// Where other parts register their metrics.

@@ -36,7 +36,8 @@ impl Default for AdminConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminAuthConfig {
-    /// Require a bearer token on admin routes. Default false (the listener is loopback-only by default).
+    /// Require a bearer token on admin routes. Default false, which is accepted only while `admin.host` is a
+    /// loopback address: then every local process may manage Rampart, as with a root-owned Unix socket.
     pub enabled: bool,
     /// HMAC secret for tokens; at least 32 bytes. Prefer `RAMPART_ADMIN__AUTH__JWT_SECRET`. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +52,49 @@ pub struct AdminAuthConfig {
     pub max_login_attempts: u32,
     /// Seconds an account stays locked. Default 900.
     pub lockout_duration: u64,
+    /// Who may sign in. Required (at least one) when `enabled` is true. Default none.
+    pub users: Vec<AdminUser>,
+}
+
+/// One admin account. The password is stored only as an argon2 PHC string (`rampart admin hash-password`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUser {
+    pub username: String,
+    /// `$argon2id$v=19$...`; plain-text passwords are refused.
+    pub password_hash: String,
+    pub role: AdminRole,
+}
+
+/// What an account may do; each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminRole {
+    /// Reads state, statistics and lists.
+    Viewer,
+    /// Also manages block/allow lists, WAF rules, upstream servers and the cache.
+    Operator,
+    /// Also reloads configuration and reads the user list.
+    Admin,
+}
+
+impl AdminRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "operator" => Some(Self::Operator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
 }
 
 impl Default for AdminAuthConfig {
@@ -63,6 +107,7 @@ impl Default for AdminAuthConfig {
             refresh_token_expiry: 86_400,
             max_login_attempts: 5,
             lockout_duration: 900,
+            users: Vec::new(),
         }
     }
 }

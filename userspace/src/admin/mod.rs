@@ -60,8 +60,11 @@ pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> 
         .route("/admin/xdp/status", get(xdp_status::status))
         .route("/admin/proxy/upstreams", get(upstreams::list))
         .route("/admin/system/reload-config", axum::routing::post(reload))
-        .route("/admin/waf/rules", get(waf_rules::list))
-        .route("/admin/waf/rules/{name}", axum::routing::put(waf_rules::update))
+        .route("/admin/waf/rules", get(waf_rules::list).post(waf_rules::create))
+        .route(
+            "/admin/waf/rules/{name}",
+            axum::routing::put(waf_rules::update).delete(waf_rules::delete),
+        )
         .route(
             "/admin/waf/blocked-ips",
             get(blocked_ips::list)

@@ -241,7 +241,9 @@ mod tests {
     }
 
     fn escalation(yaml: &str) -> (Escalation, Arc<Recorder>) {
-        let config = crate::config::load_str(yaml, "test.yaml", Vec::new()).unwrap();
+        let upstream =
+            "proxy:\n  upstreams:\n    - name: app\n      servers:\n        - {host: 127.0.0.1, port: 8080}\n";
+        let config = crate::config::load_str(&format!("{upstream}{yaml}"), "test.yaml", Vec::new()).unwrap();
         let rec = Arc::new(Recorder::default());
         (Escalation::build(&config, rec.clone()).unwrap(), rec)
     }

@@ -218,7 +218,9 @@ impl RateLimiter {
     /// Admits against each window of `limit`; the first refusal is returned.
     async fn apply(&self, limit: &Limit, client: u128) -> Option<Refusal> {
         for id in limit.first_window..limit.first_window + limit.windows {
-            let window = &self.windows[usize::try_from(id).unwrap_or(usize::MAX).min(self.windows.len() - 1)];
+            let Some(window) = self.windows.get(usize::try_from(id).unwrap_or(usize::MAX)) else {
+                continue;
+            };
             let admission = match &self.remote {
                 Some(remote) => {
                     let key = format!(

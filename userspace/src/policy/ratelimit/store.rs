@@ -4,7 +4,7 @@
 //! little it drops arbitrary cells, so a flood of distinct keys costs a bounded amount of memory.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 use super::algorithm::{Admission, Cell, Window};
@@ -49,9 +49,7 @@ impl Store {
     }
 
     fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        let i = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
         &self.shards[i]
     }
 

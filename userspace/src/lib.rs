@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod echo_upstream;
 pub mod http1;
 pub mod net;
+pub mod policy;
 pub mod proxy;
 pub mod telemetry;
 pub mod waf;

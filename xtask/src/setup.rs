@@ -10,8 +10,8 @@ use crate::process::{capture, clean_command, run};
 
 /// Debian packages the build and the tests need. LLVM 22 is what bpf-linker links against; iproute2 and curl
 /// drive the network-namespace integration tests; openssl makes the TLS tests' certificates and OCSP
-/// responses; h2load (nghttp2-client) drives HTTP/2 multiplexing; chromium runs the dashboard's browser test
-/// headless.
+/// responses; h2load (nghttp2-client) drives HTTP/2 multiplexing; redis-server backs the shared rate-limit
+/// tests (started per test on a random loopback port); chromium runs the dashboard's browser test headless.
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libclang-22-dev",
@@ -20,6 +20,7 @@ const PACKAGES: &[&str] = &[
     "curl",
     "openssl",
     "nghttp2-client",
+    "redis-server",
     "chromium",
 ];
 

@@ -22,6 +22,7 @@ use crate::admin::{self, AdminState, XdpState};
 use crate::config::Config;
 use crate::config::schema::IoEngine;
 use crate::net::{self, Limits, Transport};
+use crate::policy::escalation::Escalation;
 use crate::proxy::metrics::{ProxyMetrics, UpstreamCollector};
 use crate::proxy::{LiveRuntime, Proxy};
 use crate::telemetry::metrics::Metrics;
@@ -44,9 +45,6 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     }
 
     let mut kernel = kernel::start(&config)?;
-    if kernel.degraded.is_some() && config.waf.geo_blocking.enabled {
-        error!("geo policy is NOT enforced: it runs in XDP, which is not in force");
-    }
     let configured: Vec<(ListKind, _)> = config
         .xdp
         .allow
@@ -106,7 +104,13 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout),
         proxy_protocol: config.server.proxy_protocol,
     };
-    let proxy = Arc::new(Proxy::new(live.clone(), proxy_metrics.clone()));
+    let escalation = Escalation::build(&config, lists.clone()).map(Arc::new);
+    tasks.spawn(sweep_policy(live.clone(), escalation.clone(), shutdown_rx.clone()));
+    let geo_at_l7 = config.waf.geo_blocking.enabled && kernel.needs_l7_enforcement(&config);
+    if geo_at_l7 {
+        warn!("the geo policy is enforced at L7 (per request), not in XDP");
+    }
+    let proxy = Arc::new(Proxy::new(live.clone(), proxy_metrics.clone(), escalation, geo_at_l7));
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let listener = net::bind(proxy_addr, "proxy").await?;
     info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
@@ -188,6 +192,28 @@ async fn sweep_expired(lists: Arc<AccessLists>, mut shutdown: watch::Receiver<bo
                 Ok(n) => info!(removed = n, "expired list entries swept"),
                 Err(e) => warn!(error = %e, "sweeping expired list entries failed"),
             },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Frees idle rate-limit counters and decayed offence scores, so idle clients cost nothing.
+async fn sweep_policy(
+    live: Arc<LiveRuntime>,
+    escalation: Option<Arc<Escalation>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some(l) = &live.load().rate_limits {
+                    l.sweep();
+                }
+                if let Some(e) = &escalation {
+                    e.sweep();
+                }
+            }
             _ = shutdown.changed() => return,
         }
     }

@@ -25,11 +25,6 @@ pub fn check(c: &Config) -> Unsupported {
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
     );
     fatal_if(
-        !c.waf.rate_limiting.blacklist_ips.is_empty(),
-        "waf.rate_limiting.blacklist_ips",
-    );
-    fatal_if(!c.waf.custom_rules.is_empty(), "waf.custom_rules");
-    fatal_if(
         c.logging.outputs.iter().any(|o| o != "stdout" && o != "stderr"),
         "a file in logging.outputs (only stdout and stderr are)",
     );
@@ -40,12 +35,6 @@ pub fn check(c: &Config) -> Unsupported {
         }
     };
     warn_if(c.waf.bot_protection.enabled, "waf.bot_protection");
-    warn_if(
-        c.waf.rate_limiting.global_limit.is_some()
-            || c.waf.rate_limiting.per_ip_limit.is_some()
-            || !c.waf.rate_limiting.per_endpoint_limits.is_empty(),
-        "waf.rate_limiting",
-    );
     warn_if(
         c.proxy.caching.enabled || c.proxy.routes.iter().any(|r| r.cache_ttl.is_some()),
         "proxy.caching",

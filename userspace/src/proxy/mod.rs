@@ -2,6 +2,9 @@
 //!
 //! Phases, in order, each a function below with its contract:
 //! 1. `admit`    — size limits; may answer itself (413).
+//!    `limit`    — rate limits and the rate-limit blacklist (`policy_phase`): 429 with `Retry-After` and
+//!    `RateLimit-*` headers. Refusals here and blocks by the WAF phase are offences that escalation
+//!    (`waf.auto_ban`) counts towards an XDP ban.
 //! 2. `route`    — choose the route by host, path, method and conditions (404 when none matches); plain HTTP
 //!    on a route with `ssl_redirect` is answered with a redirect to HTTPS.
 //! 3. `waf`      — inspect the head, and the body up to `waf.body_inspection_limit` (`waf_phase`); a block is
@@ -19,6 +22,7 @@ mod body;
 mod forward;
 mod headers;
 pub mod metrics;
+mod policy_phase;
 pub mod request_id;
 pub mod route;
 pub mod runtime;
@@ -40,6 +44,7 @@ use hyper::body::Body;
 
 use crate::http1::raw_fields::{self, RawFields};
 use crate::net::client_addr;
+use crate::policy::escalation::{Escalation, Offence};
 pub use body::InspectedBody;
 pub use forward::ForwardError;
 use metrics::ProxyMetrics;
@@ -76,15 +81,32 @@ pub struct Proxy {
     live: Arc<LiveRuntime>,
     forwarder: forward::Forwarder,
     metrics: Arc<ProxyMetrics>,
+    /// Offence scores and auto-bans (`waf.auto_ban`); kept across configuration generations.
+    escalation: Option<Arc<Escalation>>,
+    /// XDP is not in force: the geo policy is enforced here instead.
+    geo_at_l7: bool,
 }
 
 impl Proxy {
-    pub fn new(live: Arc<LiveRuntime>, metrics: Arc<ProxyMetrics>) -> Self {
+    pub fn new(
+        live: Arc<LiveRuntime>,
+        metrics: Arc<ProxyMetrics>,
+        escalation: Option<Arc<Escalation>>,
+        geo_at_l7: bool,
+    ) -> Self {
         let keepalive = std::time::Duration::from_secs(live.load().config.server.keepalive_timeout);
         Self {
             live,
             forwarder: forward::Forwarder::new(keepalive),
             metrics,
+            escalation,
+            geo_at_l7,
+        }
+    }
+
+    fn offence(&self, client: IpAddr, offence: Offence) {
+        if let Some(e) = &self.escalation {
+            e.record(client, offence);
         }
     }
 
@@ -138,6 +160,18 @@ impl Proxy {
         if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
             return (answer, None);
         }
+        let country = rt.country(ctx.client);
+        if self.geo_at_l7
+            && let Some(answer) = policy_phase::geo(&rt.config.waf.geo_blocking, country.as_deref(), ctx)
+        {
+            return (answer, None);
+        }
+        if let Some(limiter) = &rt.rate_limits
+            && let Some((answer, offence)) = policy_phase::rate_limit(limiter, &req, ctx).await
+        {
+            self.offence(ctx.client, offence);
+            return (answer, None);
+        }
         let host = request_host(&req);
         let facts = RequestFacts {
             host: host.as_deref(),
@@ -169,9 +203,18 @@ impl Proxy {
                 None,
             );
         };
+        let custom_rules = rt.custom_rules.load();
+        let rule_limits = rt.rule_limits.load();
+        let rules = waf_phase::RulesContext {
+            rules: &custom_rules,
+            limits: &rule_limits,
+            now_ns: rt.now_ns(),
+            country: country.as_deref(),
+        };
         let req = match rt.waf.load_full() {
             Some(engine) => match waf_phase::inspect(
                 &engine,
+                &rules,
                 req,
                 Some(route.name.as_str()),
                 ctx,
@@ -182,6 +225,10 @@ impl Proxy {
             .await
             {
                 waf_phase::Outcome::Forward(req) => req,
+                waf_phase::Outcome::Refused(resp, offence) => {
+                    self.offence(ctx.client, offence);
+                    return (resp, Some(route.upstream.clone()));
+                }
                 waf_phase::Outcome::Answer(resp) => return (resp, Some(route.upstream.clone())),
             },
             None => req.map(InspectedBody::Stream),

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::task::JoinHandle;
@@ -16,13 +17,18 @@ use tracing::{info, warn};
 
 use super::route::RouteTable;
 use super::upstream::{Upstreams, health};
+use crate::config::schema::CustomRule;
 use crate::config::schema::{BlockResponse, RuleSetting};
 use crate::config::types::Cidr;
 use crate::config::{self, Config};
 use crate::net::tls::{self, TlsSetup};
+use crate::policy::ratelimit::store::Store;
+use crate::policy::ratelimit::{RateLimitError, RateLimiter};
 use crate::waf::headers::{HeaderError, ResponseHeaders};
 use crate::waf::policy::RuleState;
+use crate::waf::rules::{CustomRules, RuleError};
 use crate::waf::{Engine, Family, Overrides, PolicyError};
+use crate::xdp::geo::CountryLookup;
 
 /// One generation of configuration-dependent state.
 pub struct Runtime {
@@ -39,6 +45,17 @@ pub struct Runtime {
     /// Security headers added to responses.
     pub security_headers: ResponseHeaders,
     pub block_response: BlockResponse,
+    /// `waf.rate_limiting` compiled (`None` when nothing is limited); its counters start afresh with each
+    /// generation.
+    pub rate_limits: Option<RateLimiter>,
+    /// The custom rules in force: the configuration's with the admin API's changes on top. Swappable on
+    /// its own, so a rule change applies at once without rebuilding the generation.
+    pub custom_rules: ArcSwap<CustomRules>,
+    /// Counters of `rate_limit` custom rules (window ids are the rule set's; a rule change starts afresh).
+    pub rule_limits: ArcSwap<Store>,
+    /// The MaxMind database of `waf.geo_blocking.geoip_database`, for the client's country at L7.
+    pub countries: Option<Arc<CountryLookup>>,
+    origin: Instant,
     health_tasks: Vec<JoinHandle<()>>,
 }
 
@@ -62,22 +79,49 @@ pub enum ReloadError {
     Waf(#[from] PolicyError),
     #[error("{0}")]
     SecurityHeaders(#[from] HeaderError),
+    #[error("{0}")]
+    RateLimit(#[from] RateLimitError),
+    #[error("{0}")]
+    CustomRule(#[from] RuleError),
 }
 
 impl Runtime {
+    /// Nanoseconds since this generation was built: the clock of its rule counters.
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The client's country (ISO code) from the GeoIP database, when there is one and it knows the address.
+    pub fn country(&self, ip: std::net::IpAddr) -> Option<String> {
+        self.countries.as_ref()?.country(ip)
+    }
+
     /// Builds a generation; state of upstream servers carries over from `previous` where settings match.
     fn build(
         config: Config,
         previous: Option<&Runtime>,
         version: u64,
         overrides: &Overrides,
+        custom: &CustomOverlay,
     ) -> Result<Self, ReloadError> {
+        let custom_rules = CustomRules::build(&custom.apply(&config.waf.custom_rules))?;
+        let countries = match &config.waf.geo_blocking.geoip_database {
+            Some(db) => match CountryLookup::open(db) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    warn!(error = %e, "the GeoIP database cannot be read: client countries are unknown at L7");
+                    None
+                }
+            },
+            None => None,
+        };
         let waf = if config.waf.enabled {
             Some(Arc::new(Engine::build(&config.waf, overrides)?))
         } else {
             None
         };
         let security_headers = ResponseHeaders::build(&config.waf.security_headers)?;
+        let rate_limits = RateLimiter::build(&config.waf.rate_limiting)?;
         let tls = if config.ssl.enabled {
             Some(tls::build(&config.ssl)?)
         } else {
@@ -95,6 +139,11 @@ impl Runtime {
             waf: ArcSwapOption::new(waf),
             security_headers,
             block_response: config.waf.block_response.clone(),
+            rate_limits,
+            rule_limits: ArcSwap::from_pointee(Store::new(config.waf.rate_limiting.max_tracked_keys)),
+            custom_rules: ArcSwap::from_pointee(custom_rules),
+            countries,
+            origin: Instant::now(),
             health_tasks,
             config,
         })
@@ -111,6 +160,45 @@ pub struct LiveRuntime {
     /// configuration, and where they are kept across restarts.
     waf_overrides: Mutex<Overrides>,
     overrides_file: PathBuf,
+    /// Custom rules added, changed or deleted through the admin API, over the configuration's, and the
+    /// file they are kept in.
+    custom: Mutex<CustomOverlay>,
+    custom_file: PathBuf,
+}
+
+/// Custom rule changes made at run time: rules set (added or replacing a configured one by name) and
+/// configured rules deleted. Applied over every generation's `waf.custom_rules`; saved as JSON.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CustomOverlay {
+    pub set: std::collections::BTreeMap<String, CustomRule>,
+    pub deleted: std::collections::BTreeSet<String>,
+}
+
+impl CustomOverlay {
+    /// The configured rules with the changes applied: replaced in place, deleted ones gone, new ones after.
+    pub fn apply(&self, configured: &[CustomRule]) -> Vec<CustomRule> {
+        let mut out: Vec<CustomRule> = configured
+            .iter()
+            .filter(|r| !self.deleted.contains(&r.name))
+            .map(|r| self.set.get(&r.name).unwrap_or(r).clone())
+            .collect();
+        for (name, r) in &self.set {
+            if !configured.iter().any(|c| &c.name == name) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+}
+
+/// How a custom rule change through the admin API is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomChange {
+    /// `POST`: the name must be new.
+    Create,
+    /// `PUT`: the name must exist.
+    Replace,
 }
 
 /// Why a rule change was refused.
@@ -122,19 +210,27 @@ pub enum RuleChangeError {
     Build(#[from] PolicyError),
     #[error("the change is in force but could not be saved to {path}: {error}")]
     Persist { path: String, error: std::io::Error },
+    #[error("{0}")]
+    CustomRule(#[from] RuleError),
+    #[error("a custom rule named `{0}` exists already")]
+    Exists(String),
 }
 
 impl LiveRuntime {
     pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, ReloadError> {
         let overrides_file = overrides_path(&config);
         let overrides = load_overrides(&overrides_file);
-        let first = Runtime::build(config, None, 1, &overrides)?;
+        let custom_file = overrides_file.with_file_name("custom-rules.json");
+        let custom = load_json::<CustomOverlay>(&custom_file);
+        let first = Runtime::build(config, None, 1, &overrides, &custom)?;
         Ok(Self {
             current: ArcSwap::from_pointee(first),
             source,
             next_version: AtomicU64::new(2),
             waf_overrides: Mutex::new(overrides),
             overrides_file,
+            custom: Mutex::new(custom),
+            custom_file,
         })
     }
 
@@ -142,6 +238,71 @@ impl LiveRuntime {
     pub fn waf_rules(&self) -> Option<Vec<(Family, RuleState)>> {
         let engine = self.load().waf.load_full()?;
         Some(engine.rules().map(|(f, r)| (f, *r)).collect())
+    }
+
+    /// The custom rules in force (configuration plus admin changes), in configuration order.
+    pub fn custom_rules(&self) -> Vec<CustomRule> {
+        let custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        custom.apply(&self.load().config.waf.custom_rules)
+    }
+
+    /// Adds or replaces a custom rule: checked, applied to the running generation at once, kept for every
+    /// later one and saved. `Ok(false)` for `Replace` of a rule that does not exist (nothing changed).
+    pub fn put_custom_rule(&self, rule: CustomRule, how: CustomChange) -> Result<bool, RuleChangeError> {
+        CustomRules::check(&rule)?;
+        let mut custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = self.load();
+        let exists = custom
+            .apply(&rt.config.waf.custom_rules)
+            .iter()
+            .any(|r| r.name == rule.name);
+        match (how, exists) {
+            (CustomChange::Create, true) => return Err(RuleChangeError::Exists(rule.name)),
+            (CustomChange::Replace, false) => return Ok(false),
+            _ => {}
+        }
+        let mut next = custom.clone();
+        next.deleted.remove(&rule.name);
+        let name = rule.name.clone();
+        next.set.insert(name.clone(), rule);
+        self.swap_custom(&rt, &mut custom, next)?;
+        info!(rule = %name, "custom rule {} through the admin API", if how == CustomChange::Create { "added" } else { "replaced" });
+        Ok(true)
+    }
+
+    /// Deletes a custom rule; `Ok(false)` when there is none by that name.
+    pub fn delete_custom_rule(&self, name: &str) -> Result<bool, RuleChangeError> {
+        let mut custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = self.load();
+        if !custom.apply(&rt.config.waf.custom_rules).iter().any(|r| r.name == name) {
+            return Ok(false);
+        }
+        let mut next = custom.clone();
+        next.set.remove(name);
+        if rt.config.waf.custom_rules.iter().any(|r| r.name == name) {
+            next.deleted.insert(name.to_owned());
+        }
+        self.swap_custom(&rt, &mut custom, next)?;
+        info!(rule = %name, "custom rule deleted through the admin API");
+        Ok(true)
+    }
+
+    /// Builds `next` over the running generation's configuration, swaps it in, then saves it.
+    fn swap_custom(
+        &self,
+        rt: &Runtime,
+        current: &mut CustomOverlay,
+        next: CustomOverlay,
+    ) -> Result<(), RuleChangeError> {
+        let rules = CustomRules::build(&next.apply(&rt.config.waf.custom_rules))?;
+        rt.custom_rules.store(Arc::new(rules));
+        rt.rule_limits
+            .store(Arc::new(Store::new(rt.config.waf.rate_limiting.max_tracked_keys)));
+        *current = next;
+        save_json(&self.custom_file, &*current).map_err(|error| RuleChangeError::Persist {
+            path: self.custom_file.display().to_string(),
+            error,
+        })
     }
 
     /// Changes one WAF rule: merged into the overrides, applied to the running engine at once, kept for
@@ -220,8 +381,10 @@ impl LiveRuntime {
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         // Held until the swap: a rule change through the admin API meanwhile would otherwise be lost.
         let overrides = self.waf_overrides.lock().unwrap_or_else(|p| p.into_inner());
-        let next = Runtime::build(config, Some(&current), version, &overrides)?;
+        let custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        let next = Runtime::build(config, Some(&current), version, &overrides, &custom)?;
         self.current.store(Arc::new(next));
+        drop(custom);
         drop(overrides);
         Ok(version)
     }
@@ -233,7 +396,7 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
     }
-    let checks: [(&'static str, bool); 9] = [
+    let checks: [(&'static str, bool); 10] = [
         ("server.host", old.server.host != new.server.host),
         ("server.port", old.server.port != new.server.port),
         ("server.workers", old.server.workers != new.server.workers),
@@ -249,6 +412,8 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("admin", json(&old.admin) != json(&new.admin)),
         ("xdp", json(&old.xdp) != json(&new.xdp)),
         ("metrics", json(&old.metrics) != json(&new.metrics)),
+        // Scores and bans outlive generations, so their settings are fixed at start.
+        ("waf.auto_ban", json(&old.waf.auto_ban) != json(&new.waf.auto_ban)),
     ];
     checks.into_iter().find(|(_, changed)| *changed).map(|(what, _)| what)
 }
@@ -287,6 +452,34 @@ fn load_overrides(path: &Path) -> Overrides {
             Overrides::new()
         }
     }
+}
+
+/// A saved JSON state file; missing is the default, unreadable is reported and taken as the default.
+fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            warn!(file = %path.display(), error = %e, "state file unreadable; ignoring it");
+            T::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => T::default(),
+        Err(e) => {
+            warn!(file = %path.display(), error = %e, "cannot read the state file; ignoring it");
+            T::default()
+        }
+    }
+}
+
+/// Writes JSON atomically (temporary file, then rename).
+fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Writes the overrides atomically (temporary file, then rename).

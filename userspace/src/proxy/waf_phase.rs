@@ -17,9 +17,14 @@ use tracing::warn;
 use super::body::{InspectedBody, Prefix, read_prefix};
 use super::upstream::conn_pool::BoxError;
 use super::{RequestContext, ResponseBody, local_response};
+use crate::config::schema::CustomRule;
 use crate::config::schema::{BlockResponse, BodyOverflow};
+use crate::policy::escalation::Offence;
+use crate::policy::ratelimit::Refusal;
+use crate::policy::ratelimit::store::{Key, Store};
 use crate::waf::engine::{Inspection, Verdict};
 use crate::waf::event::SecurityEvent;
+use crate::waf::rules::{self, CustomRules, Decision, RuleInput};
 use crate::waf::{Engine, Family, RequestView};
 
 /// `rampart_waf_requests_total{action}`, `rampart_waf_blocked_requests_total{attack_type}` and
@@ -106,7 +111,6 @@ impl WafMetrics {
     }
 }
 
-/// The request after the WAF phase: on its way (with the body as it will be forwarded) or answered.
 /// What the WAF has done since start.
 pub struct WafStats {
     /// Requests whose head was inspected.
@@ -119,9 +123,113 @@ pub struct WafStats {
     pub avg_ms: f64,
 }
 
+/// The request after the WAF phase: on its way (with the body as it will be forwarded), answered by the
+/// WAF's refusal (an offence that escalation counts), or answered otherwise (an unreadable body).
 pub enum Outcome<B> {
     Forward(Request<InspectedBody<B>>),
+    Refused(Response<ResponseBody>, Offence),
     Answer(Response<ResponseBody>),
+}
+
+/// The custom rules of the generation with what they need besides the request: the counters of
+/// `rate_limit` rules, the time, and the client's country.
+pub struct RulesContext<'a> {
+    pub rules: &'a CustomRules,
+    pub limits: &'a Store,
+    pub now_ns: u64,
+    pub country: Option<&'a str>,
+}
+
+/// What the custom rules made of the request.
+enum RulesOutcome {
+    /// Inspect as usual.
+    Inspect,
+    /// An `allow` rule matched: forward without running the detectors.
+    Skip,
+    Answer(Response<ResponseBody>, Offence),
+}
+
+/// Runs the custom rules; logs the security event of every rule that fired.
+fn custom_rules(
+    rc: &RulesContext<'_>,
+    view: &RequestView<'_>,
+    declared_body: Option<u64>,
+    ctx: &RequestContext,
+    block: &BlockResponse,
+) -> RulesOutcome {
+    if rc.rules.is_empty() {
+        return RulesOutcome::Inspect;
+    }
+    let input = RuleInput {
+        view,
+        country: rc.country,
+        declared_body,
+    };
+    let client_key = rules::client_key(ctx.client);
+    let windows = rc.rules.windows();
+    let decision = rc.rules.evaluate(
+        &input,
+        |rule| rule_event(rule, "security_detection", "logged", view, ctx, rc.country),
+        |id, window| {
+            let a = rc.limits.admit(
+                Key {
+                    window: id,
+                    client: client_key,
+                },
+                window,
+                rc.now_ns,
+                windows,
+            );
+            (!a.allowed).then(|| Refusal {
+                scope: "custom_rule",
+                limit: window.limit,
+                reset_secs: a.reset_ns.div_ceil(1_000_000_000),
+                retry_after_secs: a.retry_after_ns.div_ceil(1_000_000_000).max(1),
+            })
+        },
+    );
+    let request_id = ctx.request_id.to_str().unwrap_or("-");
+    match decision {
+        Decision::Continue => RulesOutcome::Inspect,
+        Decision::Allow(_) => RulesOutcome::Skip,
+        Decision::Block(rule) => {
+            rule_event(rule, "security_block", "blocked", view, ctx, rc.country);
+            RulesOutcome::Answer(block_page(block, request_id, false), Offence::Blocked)
+        }
+        Decision::Challenge(rule) => {
+            rule_event(rule, "security_challenge", "challenged", view, ctx, rc.country);
+            RulesOutcome::Answer(block_page(block, request_id, true), Offence::Blocked)
+        }
+        Decision::Limited(rule, refusal) => {
+            rule_event(rule, "security_rate_limit", "rate_limited", view, ctx, rc.country);
+            RulesOutcome::Answer(super::policy_phase::too_many(&refusal, ctx), Offence::RateLimited)
+        }
+    }
+}
+
+fn rule_event(
+    rule: &CustomRule,
+    event_type: &'static str,
+    action: &'static str,
+    view: &RequestView<'_>,
+    ctx: &RequestContext,
+    country: Option<&str>,
+) {
+    warn!(
+        target: "rampart::security",
+        event_type,
+        client_ip = %ctx.client,
+        client_country = country.unwrap_or(""),
+        attack_type = "custom_rule",
+        rule_name = %rule.name,
+        message = rule.message.as_deref().unwrap_or(""),
+        method = %view.method,
+        path = %view.path.chars().take(256).collect::<String>(),
+        action_taken = action,
+        request_id = %ctx.request_id.to_str().unwrap_or("-"),
+        "request {action} by custom rule {}",
+        rule.name
+    );
 }
 
 /// Whether a request has a body to read (a declared length above 0, chunked encoding, or an h2 stream that
@@ -137,9 +245,11 @@ fn has_body(headers: &http::HeaderMap, body: &impl Body) -> bool {
     }
 }
 
-/// Runs the engine on `req`. `route` is the chosen route's name (for exclusions).
+/// Runs the custom rules and then the engine on `req`. `route` is the chosen route's name (for exclusions).
+#[allow(clippy::too_many_arguments)] // the phase's inputs, each from a different owner; a struct would only rename them
 pub async fn inspect<B>(
     engine: &Engine,
+    rules: &RulesContext<'_>,
     req: Request<B>,
     route: Option<&str>,
     ctx: &RequestContext,
@@ -154,12 +264,18 @@ where
     let (parts, body) = req.into_parts();
     let has = has_body(&parts.headers, &body);
     if !has {
+        let v = view(&parts, b"", false, ctx, route);
+        match custom_rules(rules, &v, None, ctx, block) {
+            RulesOutcome::Inspect => {}
+            RulesOutcome::Skip => return Outcome::Forward(Request::from_parts(parts, InspectedBody::Stream(body))),
+            RulesOutcome::Answer(resp, offence) => return Outcome::Refused(resp, offence),
+        }
         let started = Instant::now();
-        let inspection = engine.inspect(&view(&parts, b"", false, ctx, route));
+        let inspection = engine.inspect(&v);
         let took = started.elapsed();
         metrics.observe(&inspection.verdict, took, "head");
-        if let Some(answer) = answer(&inspection, &parts, ctx, block) {
-            return Outcome::Answer(answer);
+        if let Some(answer) = answer(&inspection, &parts, ctx, block, rules.country) {
+            return Outcome::Refused(answer, Offence::Blocked);
         }
         return Outcome::Forward(Request::from_parts(parts, InspectedBody::Stream(body)));
     }
@@ -177,6 +293,30 @@ where
         Prefix::Whole(b) => (b, None),
         Prefix::Over(b, rest) => (b, Some(rest)),
     };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let forward = |parts, bytes, rest: Option<B>| {
+        let body = match rest {
+            None => InspectedBody::Buffered(Some(bytes)),
+            Some(rest) => InspectedBody::Prefixed(Some(bytes), rest),
+        };
+        Outcome::Forward(Request::from_parts(parts, body))
+    };
+    let inspected = &bytes[..bytes.len().min(limit)];
+    match custom_rules(
+        rules,
+        &view(&parts, inspected, rest.is_some(), ctx, route),
+        declared,
+        ctx,
+        block,
+    ) {
+        RulesOutcome::Inspect => {}
+        RulesOutcome::Skip => return forward(parts, bytes, rest),
+        RulesOutcome::Answer(resp, offence) => return Outcome::Refused(resp, offence),
+    }
     if rest.is_some() && engine.body_overflow() == BodyOverflow::Block {
         let len = parts
             .headers
@@ -191,23 +331,18 @@ where
             targets: 0,
         };
         metrics.observe(&inspection.verdict, Duration::ZERO, "body");
-        if let Some(answer) = answer(&inspection, &parts, ctx, block) {
-            return Outcome::Answer(answer);
+        if let Some(answer) = answer(&inspection, &parts, ctx, block, rules.country) {
+            return Outcome::Refused(answer, Offence::Blocked);
         }
     } else {
-        let inspected = &bytes[..bytes.len().min(limit)];
         let started = Instant::now();
         let inspection = engine.inspect(&view(&parts, inspected, rest.is_some(), ctx, route));
         metrics.observe(&inspection.verdict, started.elapsed(), "body");
-        if let Some(answer) = answer(&inspection, &parts, ctx, block) {
-            return Outcome::Answer(answer);
+        if let Some(answer) = answer(&inspection, &parts, ctx, block, rules.country) {
+            return Outcome::Refused(answer, Offence::Blocked);
         }
     }
-    let body = match rest {
-        None => InspectedBody::Buffered(Some(bytes)),
-        Some(rest) => InspectedBody::Prefixed(Some(bytes), rest),
-    };
-    Outcome::Forward(Request::from_parts(parts, body))
+    forward(parts, bytes, rest)
 }
 
 fn view<'a>(
@@ -235,6 +370,7 @@ fn answer(
     parts: &http::request::Parts,
     ctx: &RequestContext,
     block: &BlockResponse,
+    country: Option<&str>,
 ) -> Option<Response<ResponseBody>> {
     let request_id = ctx.request_id.to_str().unwrap_or("-");
     let event = SecurityEvent::from_inspection(i, ctx.client, parts.method.as_str(), parts.uri.path(), request_id)?;
@@ -242,6 +378,7 @@ fn answer(
         target: "rampart::security",
         event_type = event.event_type,
         client_ip = %event.client_ip,
+        client_country = country.unwrap_or(""),
         attack_type = event.attack_type,
         pattern_matched = %event.pattern_matched,
         confidence = event.confidence,

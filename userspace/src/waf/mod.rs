@@ -20,6 +20,7 @@ pub mod headers;
 pub mod normalize;
 pub mod policy;
 pub mod request;
+pub mod rules;
 pub mod targets;
 
 pub use engine::{Engine, Inspection};

@@ -279,7 +279,8 @@ fn v6_net(k: &Key<[u8; 16]>) -> Ipv6Net {
         .unwrap_or_else(|_| Ipv6Net::from(std::net::Ipv6Addr::from(k.data())))
 }
 
-/// Looks up a client's country in a database, for enriching events and logs (not for enforcement).
+/// Looks up a client's country in a database: for events and logs, custom rules (`type: country`), and the
+/// L7 geo check that stands in for XDP when XDP is not in force.
 pub struct CountryLookup {
     reader: Reader<Vec<u8>>,
 }

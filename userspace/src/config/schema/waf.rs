@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::patterns::PathPattern;
 use crate::config::types::{ByteSize, Cidr, CountryCode, Fraction};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -18,6 +19,7 @@ pub struct WafConfig {
     pub owasp_protection: OwaspConfig,
     pub bot_protection: BotConfig,
     pub rate_limiting: RateLimitingConfig,
+    pub auto_ban: AutoBanConfig,
     pub geo_blocking: GeoBlockingConfig,
     /// Operator rules, evaluated by ascending `priority`. Default none.
     pub custom_rules: Vec<CustomRule>,
@@ -47,6 +49,7 @@ impl Default for WafConfig {
             owasp_protection: OwaspConfig::default(),
             bot_protection: BotConfig::default(),
             rate_limiting: RateLimitingConfig::default(),
+            auto_ban: AutoBanConfig::default(),
             geo_blocking: GeoBlockingConfig::default(),
             custom_rules: Vec::new(),
             body_inspection_limit: ByteSize::kib(128),
@@ -291,7 +294,7 @@ impl Default for BotConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitingConfig {
     /// Limit across all clients. Default none.
@@ -303,14 +306,66 @@ pub struct RateLimitingConfig {
     /// Limits for matching paths. Default none.
     #[serde(alias = "endpoint_limits")]
     pub per_endpoint_limits: Vec<EndpointLimit>,
-    /// Clients never rate limited. Default none.
+    /// Clients never rate limited (nor auto-banned). Default none.
     pub whitelist_ips: Vec<Cidr>,
     /// Clients always refused with 429. Default none.
     pub blacklist_ips: Vec<Cidr>,
+    /// How `per_user` endpoint limits name the user. Default: the `authorization` header's value.
+    pub user_key: UserKey,
+    /// Most counters kept in memory (one per client and window); past it the idle ones go first, then
+    /// arbitrary ones, so a flood of distinct sources cannot exhaust memory. Default 1000000.
+    pub max_tracked_keys: u64,
+    /// Redis (`redis://host:port/db`) holding the counters, shared by every node that names it. When Redis
+    /// cannot be reached the local counters are used and a warning is logged. Default none (local only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+}
+
+impl Default for RateLimitingConfig {
+    fn default() -> Self {
+        Self {
+            global_limit: None,
+            per_ip_limit: None,
+            per_endpoint_limits: Vec::new(),
+            whitelist_ips: Vec::new(),
+            blacklist_ips: Vec::new(),
+            user_key: UserKey::default(),
+            max_tracked_keys: 1_000_000,
+            redis_url: None,
+        }
+    }
+}
+
+/// Where a per-user limit finds the user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserKey {
+    /// Header whose value names the user (an API key, a session token). With `jwt_sub`, the header holding
+    /// the bearer token. Default `authorization`.
+    pub header: String,
+    /// Read the user from the `sub` claim of the JWT in `header` (`Bearer <token>`). Default false.
+    pub jwt_sub: bool,
+    /// HS256 secret the JWT must be signed with. Without it the `sub` is taken unverified only when
+    /// `jwt_insecure_unverified` says so; otherwise requests are counted per header value. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_hs256_secret: Option<String>,
+    /// Accept an unverified JWT's `sub` (only where tokens are verified by the upstream anyway). Default false.
+    pub jwt_insecure_unverified: bool,
+}
+
+impl Default for UserKey {
+    fn default() -> Self {
+        Self {
+            header: "authorization".into(),
+            jwt_sub: false,
+            jwt_hs256_secret: None,
+            jwt_insecure_unverified: false,
+        }
+    }
 }
 
 /// A rate over one or more windows; a request must fit every window that is set.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimit {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -319,7 +374,8 @@ pub struct RateLimit {
     pub requests_per_minute: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests_per_hour: Option<u64>,
-    /// Requests allowed at once above the steady rate; default: one second's worth.
+    /// Token bucket only: requests allowed at once in the shortest window set (its bucket's capacity);
+    /// longer windows hold their whole count. Default: the shortest window's count.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub burst: Option<u64>,
     /// Default `token_bucket`.
@@ -338,15 +394,15 @@ pub enum RateAlgorithm {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointLimit {
-    /// Path pattern: exact, or a prefix ending in `*`.
-    pub path: String,
+    /// Path pattern as in routes: exact, prefix (`/api/*`), glob or `~regex`.
+    pub path: PathPattern,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_second: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_hour: Option<u64>,
-    /// Default: one second's worth of the steadiest window.
+    /// As in `RateLimit::burst`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u64>,
     /// Default `token_bucket`.
@@ -355,9 +411,51 @@ pub struct EndpointLimit {
     /// Count per client address. Default false.
     #[serde(default)]
     pub per_ip: bool,
-    /// Count per user (see `user_key`). Default false.
+    /// Count per user (see `user_key`). Default false; with neither, one counter for all clients.
     #[serde(default)]
     pub per_user: bool,
+}
+
+/// Repeat offenders into the XDP deny list: each blocked, rate-limited or failed-challenge request adds to
+/// its client's score, which halves every `half_life` seconds; at `threshold` the client is denied in XDP
+/// for `duration` seconds (reason `auto-ban`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoBanConfig {
+    /// Default false.
+    pub enabled: bool,
+    /// Score at which a client is banned. Default 20.
+    pub threshold: f64,
+    /// Seconds a ban lasts. Default 3600.
+    pub duration: u64,
+    /// Seconds in which a score halves. Default 60.
+    pub half_life: u64,
+    /// Added for a request blocked by the WAF, a custom rule or bot detection. Default 1.
+    pub block_weight: f64,
+    /// Added for a request refused by a rate limit. Default 0.5.
+    pub rate_limit_weight: f64,
+    /// Added for a failed challenge (a wrong or forged solution). Default 2.
+    pub challenge_failure_weight: f64,
+    /// Clients never banned, besides `rate_limiting.whitelist_ips` and `xdp.allow`. Default none.
+    pub whitelist_ips: Vec<Cidr>,
+    /// Most clients with a score kept in memory; past it the lowest scores go. Default 100000.
+    pub max_tracked_ips: u64,
+}
+
+impl Default for AutoBanConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            threshold: 20.0,
+            duration: 3600,
+            half_life: 60,
+            block_weight: 1.0,
+            rate_limit_weight: 0.5,
+            challenge_failure_weight: 2.0,
+            whitelist_ips: Vec::new(),
+            max_tracked_ips: 100_000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -391,7 +489,11 @@ impl Default for GeoBlockingConfig {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// An operator rule: conditions over the request (target, optional transforms, operator, value) and what to
+/// do when they hold. Custom rules run in ascending `priority` before the built-in detectors; the first
+/// rule whose action is `allow`, `block` or `challenge` decides, `log` rules record and go on, and a
+/// `rate_limit` rule counts the request against its own limit (refusing with 429 when over it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomRule {
     /// Unique name, used in logs and the admin API.
@@ -402,9 +504,15 @@ pub struct CustomRule {
     /// Lower runs first. Default 100.
     #[serde(default = "default_priority")]
     pub priority: i32,
-    /// All conditions must hold for the rule to fire.
-    pub conditions: Vec<RuleCondition>,
-    pub action: RuleAction,
+    /// How `conditions` combine: `all` must hold (default) or `any` one.
+    #[serde(default, rename = "match")]
+    pub combine: Combine,
+    /// Conditions, or groups `{any: [...]}` / `{all: [...]}` of them.
+    pub conditions: Vec<ConditionItem>,
+    pub action: CustomAction,
+    /// The limit of a `rate_limit` rule, counted per client address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     /// Text for logs and the block page. Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -418,25 +526,62 @@ fn default_priority() -> i32 {
     100
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    #[default]
+    All,
+    Any,
+}
+
+/// One condition, or a group of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConditionItem {
+    Condition(RuleCondition),
+    Group(ConditionGroup),
+}
+
+/// A group: every condition in `all`, or at least one in `any`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum ConditionGroup {
+    All(Vec<RuleCondition>),
+    Any(Vec<RuleCondition>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleCondition {
+    /// The target: what part of the request is looked at.
     #[serde(rename = "type")]
     pub kind: ConditionKind,
     pub operator: ConditionOperator,
-    pub value: String,
-    /// Header name, for `type: header`.
+    /// The operand; not needed for `exists`. `in_subnet`/`not_in_subnet` take a comma-separated CIDR list,
+    /// `gt`/`lt` a size in bytes (compared with the target's length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Header, query argument or cookie name, for `type: header`, `query` and `cookie`. Without it `query`
+    /// is the whole query string and `cookie` the whole Cookie header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Transformations applied to the target before matching, in order. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<Transform>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConditionKind {
     Path,
+    Method,
     Header,
+    Query,
+    Cookie,
+    Body,
     Ip,
-    RateLimit,
+    Country,
+    UserAgent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -447,8 +592,30 @@ pub enum ConditionOperator {
     StartsWith,
     EndsWith,
     Regex,
+    Glob,
     InSubnet,
     NotInSubnet,
+    Exists,
+    Gt,
+    Lt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    Lowercase,
+    UrlDecode,
+    Trim,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomAction {
+    Allow,
+    Block,
+    Challenge,
+    Log,
+    RateLimit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -145,7 +145,12 @@ pub fn routes(auth: Arc<Auth>, metrics_path: &str, health_path: &str) -> (Router
     .add(Method::GET, "/admin/waf/rules", VIEWER, get(waf_rules::list))
     .add(Method::POST, "/admin/waf/rules", OPERATOR, post(waf_rules::create))
     .add(Method::PUT, "/admin/waf/rules/{name}", OPERATOR, put(waf_rules::update))
-    .add(Method::DELETE, "/admin/waf/rules/{name}", OPERATOR, delete(waf_rules::delete))
+    .add(
+        Method::DELETE,
+        "/admin/waf/rules/{name}",
+        OPERATOR,
+        delete(waf_rules::delete),
+    )
     .add(Method::GET, "/admin/waf/blocked-ips", VIEWER, get(blocked_ips::list))
     .add(Method::POST, "/admin/waf/blocked-ips", OPERATOR, post(blocked_ips::add))
     .add(

@@ -84,6 +84,7 @@ fn proxy(c: &Config, out: &mut Vec<Finding>) {
             out.push((hp, "interval and timeout must be at least 1 second".into()));
         }
     }
+    caching(c, out);
     for (i, r) in c.proxy.routes.iter().enumerate() {
         route_conditions(&at("proxy.routes").child_index(i), r, out);
         if !names.contains(r.upstream.as_str()) {
@@ -91,6 +92,72 @@ fn proxy(c: &Config, out: &mut Vec<Finding>) {
                 at("proxy.routes").child_index(i).child_key("upstream"),
                 format!("no upstream named `{}` (defined: {})", r.upstream, names_list(&names)),
             ));
+        }
+    }
+}
+
+/// Parts a cache key may be built from (`proxy.caching.cache_rules[].cache_key_include`).
+pub const CACHE_KEY_PARTS: [&str; 5] = ["path", "query", "host", "method", "user_id"];
+
+fn caching(c: &Config, out: &mut Vec<Finding>) {
+    let m = &c.proxy.caching.memory_cache;
+    let base = at("proxy.caching.memory_cache");
+    if m.max_size.get() == 0 {
+        out.push((base.child_key("max_size"), "must be at least 1 byte".into()));
+    }
+    if m.max_entries == 0 {
+        out.push((base.child_key("max_entries"), "must be at least 1".into()));
+    }
+    if m.max_object_size.get() > m.max_size.get() {
+        out.push((
+            base.child_key("max_object_size"),
+            format!("{} is larger than max_size ({})", m.max_object_size, m.max_size),
+        ));
+    }
+    if m.max_object_size.get() > 512 * 1024 * 1024 {
+        out.push((base.child_key("max_object_size"), "must be at most 512MB".into()));
+    }
+    let r = &c.proxy.caching.redis_cache;
+    let rp = at("proxy.caching.redis_cache");
+    if r.enabled {
+        if r.pool_size == 0 || r.pool_size > 64 {
+            out.push((rp.child_key("pool_size"), format!("{} is not in 1-64", r.pool_size)));
+        }
+        if r.timeout == 0 {
+            out.push((rp.child_key("timeout"), "must be at least 1 second".into()));
+        }
+        if r.host.trim().is_empty() {
+            out.push((rp.child_key("host"), "must not be empty".into()));
+        }
+    }
+    for (i, rule) in c.proxy.caching.cache_rules.iter().enumerate() {
+        let p = at("proxy.caching.cache_rules").child_index(i);
+        if let Err(e) = crate::config::patterns::PathPattern::parse(&rule.path) {
+            out.push((p.child_key("path"), e));
+        }
+        for (j, h) in rule.vary_headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                out.push((
+                    p.child_key("vary_headers").child_index(j),
+                    format!("`{h}` is not a valid header name"),
+                ));
+            }
+        }
+        for (j, part) in rule.cache_key_include.iter().enumerate() {
+            if !CACHE_KEY_PARTS.contains(&part.as_str()) {
+                out.push((
+                    p.child_key("cache_key_include").child_index(j),
+                    format!("unknown key part `{part}` (known: {})", CACHE_KEY_PARTS.join(", ")),
+                ));
+            }
+        }
+        for (j, cond) in rule.conditions.iter().enumerate() {
+            if http::HeaderName::from_bytes(cond.header.as_bytes()).is_err() {
+                out.push((
+                    p.child_key("conditions").child_index(j).child_key("header"),
+                    format!("`{}` is not a valid header name", cond.header),
+                ));
+            }
         }
     }
 }

@@ -312,6 +312,8 @@ pub struct MemoryCacheConfig {
     pub compression: bool,
     /// Compress only bodies at least this large. Default 1024.
     pub compression_threshold: u64,
+    /// Largest body stored; larger responses stream through uncached. Default 1MB.
+    pub max_object_size: ByteSize,
 }
 
 impl Default for MemoryCacheConfig {
@@ -323,6 +325,7 @@ impl Default for MemoryCacheConfig {
             eviction_policy: EvictionPolicy::Lru,
             compression: false,
             compression_threshold: 1024,
+            max_object_size: ByteSize::mib(1),
         }
     }
 }
@@ -391,6 +394,17 @@ pub struct CacheRule {
     /// Header conditions for caching. Default none.
     #[serde(default)]
     pub conditions: Vec<CacheCondition>,
+    /// Store responses that carry `Set-Cookie` (the cookie is stored and replayed). Default false.
+    #[serde(default)]
+    pub cache_set_cookie: bool,
+    /// Seconds a stale response may be served while it is refreshed in the background, when the upstream's
+    /// `Cache-Control` names none. Default 0.
+    #[serde(default)]
+    pub stale_while_revalidate: u64,
+    /// Seconds a stale response may be served when the upstream fails, when the upstream's `Cache-Control`
+    /// names none. Default 0.
+    #[serde(default)]
+    pub stale_if_error: u64,
 }
 
 fn default_cache_key() -> Vec<String> {
@@ -400,6 +414,7 @@ fn default_cache_key() -> Vec<String> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheCondition {
+    /// Request header tested.
     pub header: String,
     /// Default `equals`.
     #[serde(default)]

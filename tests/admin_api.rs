@@ -623,9 +623,12 @@ fn management_endpoints_change_and_report_live_state() {
     );
     assert!(text.contains("admin API listening"), "{text}");
 
-    // Cache: none in this build, and the answer says so.
+    // Cache: no rules in this configuration, and the answer says so.
     let (_, _, text) = call("GET", &format!("{admin}/admin/proxy/cache/stats"), Some(&op), None, &[]);
-    assert!(text.contains("\"cache_enabled\":false"), "{text}");
+    assert!(
+        text.contains("\"cache_enabled\":false") && text.contains("\"entries\":0"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -751,7 +754,7 @@ fn the_cli_logs_in_manages_lists_and_rules_and_tails_events() {
     let (code, out, _) = cli(&tokens, &["cache", "clear", "--pattern", "/img/*", "--admin", a], "");
     assert_eq!(code, 0);
     assert!(
-        out.contains("entries cleared: 0") && out.contains("no response cache"),
+        out.contains("entries cleared: 0") && out.contains("no cache rules are configured"),
         "{out}"
     );
     let (_, out, _) = cli(&tokens, &["monitor", "health", "--admin", a], "");

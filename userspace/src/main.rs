@@ -124,8 +124,14 @@ enum ProxyCommand {
 enum CacheCommand {
     /// Clear cached responses, all or those matching a pattern.
     Clear {
+        /// Glob over cache keys (`*` is the only wildcard), e.g. `/img/*`.
         #[arg(long)]
         pattern: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// This node's cache figures: hits, misses, hit rate, memory, entries, Redis state.
+    Stats {
         #[command(flatten)]
         remote: Remote,
     },
@@ -373,6 +379,9 @@ fn main() -> ExitCode {
         } => remote_call(async move {
             rampart::cli::commands::cache_clear(&remote.admin, pattern.as_deref(), remote.json).await
         }),
+        Command::Cache {
+            command: CacheCommand::Stats { remote },
+        } => remote_call(async move { rampart::cli::commands::cache_stats(&remote.admin, remote.json).await }),
         Command::Monitor {
             command: MonitorCommand::Health { remote },
         } => remote_call(async move { rampart::cli::commands::monitor_health(&remote.admin, remote.json).await }),
@@ -467,6 +476,7 @@ fn main() -> ExitCode {
             let options = rampart::echo_upstream::EchoOptions {
                 name,
                 delay: std::time::Duration::from_millis(delay_ms),
+                served: std::sync::Arc::default(),
             };
             run_runtime(1, rampart::echo_upstream::serve(listen, options))
         }

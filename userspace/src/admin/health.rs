@@ -17,6 +17,11 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
     if x.degraded.is_some() {
         degraded.push("xdp");
     }
+    let cache = state.cache.stats();
+    let redis_down = cache.redis_enabled && !cache.redis_up;
+    if redis_down {
+        degraded.push("cache_redis");
+    }
     let xdp_status = if !x.wanted {
         "disabled"
     } else if x.degraded.is_some() {
@@ -31,6 +36,11 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
         "uptime_seconds": state.started.elapsed().as_secs(),
         "components": {
             "proxy": { "status": "healthy" },
+            "cache": {
+                "status": if redis_down { "degraded" } else { "healthy" },
+                "reason": redis_down.then_some("Redis cache unreachable: serving from the memory cache alone"),
+                "redis": if !cache.redis_enabled { "disabled" } else if redis_down { "down" } else { "up" },
+            },
             "xdp": {
                 "status": xdp_status,
                 "reason": x.degraded,

@@ -50,6 +50,8 @@ pub struct AdminState {
     pub live: Arc<crate::proxy::LiveRuntime>,
     pub metrics: Arc<Metrics>,
     pub proxy_metrics: Arc<ProxyMetrics>,
+    /// The response cache (its stores; whether anything is cached is the live configuration's rules).
+    pub cache: Arc<crate::proxy::cache::ResponseCache>,
     pub auth: Arc<Auth>,
     pub xdp: XdpState,
     pub started: Instant,

@@ -189,11 +189,50 @@ pub async fn cache_clear(admin: &str, pattern: Option<&str>, json: bool) -> anyh
     };
     let v = c.call(Method::DELETE, &path, None).await?;
     emit(&v, json, |v| {
-        let mut out = format!("entries cleared: {}\n", s(&v["entries_cleared"]));
+        let mut out = format!(
+            "entries cleared: {} (memory {}, redis {}, nodes notified {})\n",
+            s(&v["entries_cleared"]),
+            s(&v["memory_cleared"]),
+            s(&v["redis_cleared"]),
+            s(&v["nodes_notified"])
+        );
         if v["cache_enabled"] == false {
-            let _ = writeln!(out, "note: {}", s(&v["message"]));
+            let _ = writeln!(
+                out,
+                "note: no cache rules are configured (proxy.caching, routes' cache_ttl)"
+            );
+        }
+        if v["redis_unreachable"] == true {
+            let _ = writeln!(out, "warning: Redis is unreachable: other nodes were not told to clear");
         }
         out
+    })
+}
+
+pub async fn cache_stats(admin: &str, json: bool) -> anyhow::Result<()> {
+    let mut c = AdminClient::new(admin)?;
+    let v = c.call(Method::GET, "/admin/proxy/cache/stats", None).await?;
+    emit(&v, json, |v| {
+        format!(
+            "enabled: {}   hits: {} (memory {}, redis {})   misses: {}   hit rate: {:.3}\n\
+             entries: {}   memory: {} bytes   stale served: {}   redis: {}\n",
+            s(&v["cache_enabled"]),
+            s(&v["hits"]),
+            s(&v["hits_memory"]),
+            s(&v["hits_redis"]),
+            s(&v["misses"]),
+            v["hit_rate"].as_f64().unwrap_or(0.0),
+            s(&v["entries"]),
+            s(&v["memory_usage"]),
+            s(&v["stale_served"]),
+            if v["redis"]["enabled"] == false {
+                "disabled"
+            } else if v["redis"]["up"] == true {
+                "up"
+            } else {
+                "down"
+            }
+        )
     })
 }
 

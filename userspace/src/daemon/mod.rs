@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::config::schema::IoEngine;
 use crate::net::{self, Limits, Transport};
 use crate::policy::escalation::Escalation;
+use crate::proxy::cache::ResponseCache;
 use crate::proxy::metrics::{ProxyMetrics, UpstreamCollector};
 use crate::proxy::{LiveRuntime, Proxy};
 use crate::telemetry::metrics::Metrics;
@@ -110,7 +111,16 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     if geo_at_l7 {
         warn!("the geo policy is enforced at L7 (per request), not in XDP");
     }
-    let proxy = Arc::new(Proxy::new(live.clone(), proxy_metrics.clone(), escalation, geo_at_l7));
+    let cache = ResponseCache::new(&config.proxy.caching, metrics.registry()).context("starting the response cache")?;
+    // Purges from other nodes arrive for as long as the daemon runs (the task ends with the runtime).
+    let _purge_listener = cache.start();
+    let proxy = Arc::new(Proxy::new(
+        live.clone(),
+        proxy_metrics.clone(),
+        escalation,
+        geo_at_l7,
+        cache.clone(),
+    ));
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let listener = net::bind(proxy_addr, "proxy").await?;
     info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
@@ -139,6 +149,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
             live: live.clone(),
             metrics,
             proxy_metrics,
+            cache,
             auth,
             xdp: XdpState {
                 wanted: config.xdp.enabled,

@@ -21,6 +21,10 @@ pub fn check(c: &Config) -> Unsupported {
     };
     fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
     fatal_if(
+        c.proxy.caching.redis_cache.enabled && c.proxy.caching.redis_cache.cluster_mode,
+        "proxy.caching.redis_cache.cluster_mode (a single Redis server, or one behind a proxy, is)",
+    );
+    fatal_if(
         c.metrics.prometheus.port.is_some(),
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
     );
@@ -35,10 +39,6 @@ pub fn check(c: &Config) -> Unsupported {
         }
     };
     warn_if(c.waf.bot_protection.enabled, "waf.bot_protection");
-    warn_if(
-        c.proxy.caching.enabled || c.proxy.routes.iter().any(|r| r.cache_ttl.is_some()),
-        "proxy.caching",
-    );
     warn_if(
         c.logging.security_log.file.is_some()
             || c.logging.access_log.file.is_some()

@@ -73,6 +73,7 @@ impl ForwardError {
     }
 }
 
+#[derive(Clone, Copy)]
 pub struct Forwarder {
     /// How long a pooled upstream connection may sit idle before it is not reused.
     idle_timeout: Duration,

@@ -10,15 +10,20 @@
 //! 3. `waf`      — inspect the head, and the body up to `waf.body_inspection_limit` (`waf_phase`); a block is
 //!    answered here (403 naming the request id) and logged as a security event. Nothing has been sent
 //!    upstream yet.
-//! 4. `rewrite`  — the path (prefix strip/rewrite) and the request headers the route asks for.
-//! 5. `forward`  — pick a server from the route's pool, send, retry idempotent requests on connection
+//! 4. `cache`    — for a request a cache rule covers (`cache_phase`): answer from the response cache
+//!    (memory, then Redis), or wait for a concurrent fetch of the same key; otherwise forward and store.
+//!    After the WAF on purpose: a request the WAF refuses is never answered from the cache.
+//! 5. `rewrite`  — the path (prefix strip/rewrite) and the request headers the route asks for.
+//! 6. `forward`  — pick a server from the route's pool, send, retry idempotent requests on connection
 //!    failures, relay the response; failures become 502/503/504 naming the request id.
-//! 6. `respond`  — response header rewrites, security headers, `X-Request-Id`, HSTS on TLS, metrics.
+//! 7. `respond`  — response header rewrites, security headers, `X-Request-Id`, HSTS on TLS, metrics.
 //!
 //! This module accepts no sockets (see `net`) and reads no files: it is handed the connection facts and the
 //! request, and uses the configuration generation current when the request arrived.
 
 mod body;
+pub mod cache;
+mod cache_phase;
 mod forward;
 mod headers;
 pub mod metrics;
@@ -85,6 +90,8 @@ pub struct Proxy {
     escalation: Option<Arc<Escalation>>,
     /// XDP is not in force: the geo policy is enforced here instead.
     geo_at_l7: bool,
+    /// The response cache's stores; kept across configuration generations (the rules are per generation).
+    cache: Arc<cache::ResponseCache>,
 }
 
 impl Proxy {
@@ -93,6 +100,7 @@ impl Proxy {
         metrics: Arc<ProxyMetrics>,
         escalation: Option<Arc<Escalation>>,
         geo_at_l7: bool,
+        cache: Arc<cache::ResponseCache>,
     ) -> Self {
         let keepalive = std::time::Duration::from_secs(live.load().config.server.keepalive_timeout);
         Self {
@@ -101,6 +109,7 @@ impl Proxy {
             metrics,
             escalation,
             geo_at_l7,
+            cache,
         }
     }
 
@@ -233,12 +242,26 @@ impl Proxy {
             },
             None => req.map(InspectedBody::Stream),
         };
+        let plan = rt.cache_rules.plan(&route.name, &req, request_host(&req).as_deref());
         let req = rewrite_path(req, &route);
-        let resp = match self
-            .forwarder
-            .forward(req, ctx, &route, pool, rt.max_request_size)
-            .await
-        {
+        let outcome = match plan {
+            Some(plan) => {
+                let fetch = cache_phase::Fetch {
+                    cache: self.cache.clone(),
+                    forwarder: self.forwarder,
+                    route: route.clone(),
+                    pool: pool.clone(),
+                    max_body: rt.max_request_size,
+                };
+                cache_phase::handle(&fetch, plan, req, ctx).await
+            }
+            None => {
+                self.forwarder
+                    .forward(req, ctx, &route, pool, rt.max_request_size)
+                    .await
+            }
+        };
+        let resp = match outcome {
             Ok(resp) => resp,
             Err(e) => {
                 self.metrics.error(e.kind());

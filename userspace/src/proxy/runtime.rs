@@ -55,6 +55,8 @@ pub struct Runtime {
     pub rule_limits: ArcSwap<Store>,
     /// The MaxMind database of `waf.geo_blocking.geoip_database`, for the client's country at L7.
     pub countries: Option<Arc<CountryLookup>>,
+    /// `proxy.caching.cache_rules` and routes' `cache_ttl`, compiled.
+    pub cache_rules: super::cache::CacheRules,
     origin: Instant,
     health_tasks: Vec<JoinHandle<()>>,
 }
@@ -143,6 +145,7 @@ impl Runtime {
             rule_limits: ArcSwap::from_pointee(Store::new(config.waf.rate_limiting.max_tracked_keys)),
             custom_rules: ArcSwap::from_pointee(custom_rules),
             countries,
+            cache_rules: super::cache::CacheRules::build(&config),
             origin: Instant::now(),
             health_tasks,
             config,
@@ -396,7 +399,7 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
     }
-    let checks: [(&'static str, bool); 10] = [
+    let checks: [(&'static str, bool); 12] = [
         ("server.host", old.server.host != new.server.host),
         ("server.port", old.server.port != new.server.port),
         ("server.workers", old.server.workers != new.server.workers),
@@ -414,6 +417,15 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("metrics", json(&old.metrics) != json(&new.metrics)),
         // Scores and bans outlive generations, so their settings are fixed at start.
         ("waf.auto_ban", json(&old.waf.auto_ban) != json(&new.waf.auto_ban)),
+        // The stores outlive generations (a reload keeps what is cached); rules reload.
+        (
+            "proxy.caching.memory_cache",
+            json(&old.proxy.caching.memory_cache) != json(&new.proxy.caching.memory_cache),
+        ),
+        (
+            "proxy.caching.redis_cache",
+            json(&old.proxy.caching.redis_cache) != json(&new.proxy.caching.redis_cache),
+        ),
     ];
     checks.into_iter().find(|(_, changed)| *changed).map(|(what, _)| what)
 }

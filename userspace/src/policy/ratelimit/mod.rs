@@ -23,7 +23,7 @@ use crate::config::types::Cidr;
 use algorithm::{Admission, Window};
 use remote::Remote;
 use store::{Key, Store};
-use user::UserKeyReader;
+pub use user::UserKeyReader;
 
 const SECOND_NS: u64 = 1_000_000_000;
 

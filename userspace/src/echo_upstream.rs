@@ -1,11 +1,16 @@
 //! `rampart echo-upstream`: a small HTTP/1.1 and h2c server that answers every request with a JSON description
 //! of it (method, path, the headers that matter to a proxy, its own name). With `--delay-ms` it waits before
 //! answering (a slow server); an Upgrade request is accepted with `101` and every byte is echoed back (a tunnel
-//! check). It is the demo upstream `cargo xtask run` starts and the upstream the tests run as a real process;
+//! check). For cache tests, query parameters shape the response (`cc=` Cache-Control, `etag=`, `lm=`
+//! Last-Modified, `expires=`, `cookie=` Set-Cookie, `vary=`, `status=`, `size=` body bytes of padding,
+//! `sleep_ms=`; values percent-encoded), every answer carries its sequence number (`n` in the body and
+//! `x-echo-n`), and `GET /__echo/count` tells how many requests were answered. It is the demo upstream `cargo xtask run` starts and the upstream the tests run as a real process;
 //! it is not part of the request path.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -25,6 +30,48 @@ use tracing::debug;
 pub struct EchoOptions {
     pub name: String,
     pub delay: Duration,
+    /// Requests answered (not counting `/__echo/count` itself).
+    pub served: Arc<AtomicU64>,
+}
+
+/// Longest `sleep_ms` and `size` a request may ask for.
+const MAX_SLEEP_MS: u64 = 10_000;
+const MAX_PADDING: usize = 16 * 1024 * 1024;
+
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' => match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `name=value` query parameters, decoded.
+fn params(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
 }
 
 pub async fn serve(addr: SocketAddr, options: EchoOptions) -> anyhow::Result<()> {
@@ -51,8 +98,20 @@ async fn respond(
     peer: SocketAddr,
     options: EchoOptions,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if !options.delay.is_zero() {
-        tokio::time::sleep(options.delay).await;
+    if req.uri().path() == "/__echo/count" {
+        let n = options.served.load(Ordering::Relaxed);
+        return Ok(Response::new(Full::new(Bytes::from(format!("{{\"served\":{n}}}")))));
+    }
+    let n = options.served.fetch_add(1, Ordering::Relaxed) + 1;
+    let shape = params(req.uri().query());
+    let param = |name: &str| shape.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let sleep = param("sleep_ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(MAX_SLEEP_MS);
+    let delay = options.delay + Duration::from_millis(sleep);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     if let Some(key) = req
         .headers()
@@ -98,9 +157,43 @@ async fn respond(
         "x_request_id": header("x-request-id"),
         "x_added": header("x-added"),
     });
+    description["n"] = n.into();
+    description["if_none_match"] = header("if-none-match").into();
+    description["accept_encoding"] = header("accept-encoding").into();
+    let padding = param("size")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(MAX_PADDING);
+    let status = param("status")
+        .and_then(|v| v.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut shaped = Vec::new();
+    for (key, name) in [
+        ("cc", header::CACHE_CONTROL),
+        ("etag", header::ETAG),
+        ("lm", header::LAST_MODIFIED),
+        ("expires", header::EXPIRES),
+        ("cookie", header::SET_COOKIE),
+        ("vary", header::VARY),
+    ] {
+        if let Some(v) = param(key).and_then(|v| header::HeaderValue::from_str(v).ok()) {
+            shaped.push((name, v));
+        }
+    }
     let body_len = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
     description["body_bytes"] = body_len.into();
-    let mut resp = Response::new(Full::new(Bytes::from(description.to_string())));
+    let mut text = description.to_string();
+    if padding > 0 {
+        text.push('\n');
+        text.extend(std::iter::repeat_n('x', padding));
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = status;
+    for (name, v) in shaped {
+        resp.headers_mut().insert(name, v);
+    }
+    resp.headers_mut().insert("x-echo-n", header::HeaderValue::from(n));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),

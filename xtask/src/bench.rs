@@ -18,6 +18,8 @@ pub enum Bench {
     /// User-space instructions per proxied request against nginx, counted by callgrind (steady on a busy
     /// machine, unlike req/s).
     L7Instructions,
+    /// Cache-hit throughput: Rampart's response cache against nginx's proxy_cache, in the same run.
+    Cache,
     /// WAF inspection cost per request shape (criterion; no privileges, no eBPF object needed).
     Waf,
 }
@@ -55,6 +57,11 @@ pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
         Bench::L7Instructions => process::run(
             Command::new("bash")
                 .arg(root.join("benches/l7/instructions.sh"))
+                .env("RAMPART_BIN", &artefacts.rampart),
+        ),
+        Bench::Cache => process::run(
+            Command::new("bash")
+                .arg(root.join("benches/cache/hit.sh"))
                 .env("RAMPART_BIN", &artefacts.rampart),
         ),
         Bench::Waf => Ok(()),

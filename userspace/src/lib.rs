@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod cli_ssl;
 pub mod cli_status;
 pub mod config;
 pub mod daemon;
@@ -13,4 +14,5 @@ pub mod proxy;
 pub mod telemetry;
 pub mod waf;
 pub mod waf_test;
+pub mod tls;
 pub mod xdp;

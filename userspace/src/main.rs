@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: WafCommand,
     },
+    /// Certificates of a running daemon: what is served, when it expires, ACME renewal state.
+    Ssl {
+        #[command(subcommand)]
+        command: SslCommand,
+    },
     /// A demo upstream that echoes each request as JSON (used by `cargo xtask run` and the tests).
     EchoUpstream {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -106,6 +111,26 @@ enum WafCommand {
         body: String,
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SslCommand {
+    /// Every served certificate (source, expiry, OCSP staple) and the ACME renewal state.
+    Status {
+        /// Base URL of the admin API.
+        #[arg(long, default_value = "http://127.0.0.1:8081", env = "RAMPART_ADMIN_URL")]
+        admin: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew the ACME certificate for DOMAIN now.
+    Renew {
+        domain: String,
+        /// Base URL of the admin API.
+        #[arg(long, default_value = "http://127.0.0.1:8081", env = "RAMPART_ADMIN_URL")]
+        admin: String,
     },
 }
 
@@ -231,6 +256,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ssl {
+            command: SslCommand::Status { admin, json },
+        } => run_runtime(1, async move { rampart::cli_ssl::status(&admin, json).await }),
+        Command::Ssl {
+            command: SslCommand::Renew { domain, admin },
+        } => run_runtime(1, async move { rampart::cli_ssl::renew(&admin, &domain).await }),
         Command::EchoUpstream { listen, name, delay_ms } => {
             let options = rampart::echo_upstream::EchoOptions {
                 name,

@@ -10,7 +10,8 @@ use crate::process::{capture, clean_command, run};
 
 /// Debian packages the build and the tests need. LLVM 22 is what bpf-linker links against; iproute2 and curl
 /// drive the network-namespace integration tests; openssl makes the TLS tests' certificates and OCSP
-/// responses; h2load (nghttp2-client) drives HTTP/2 multiplexing.
+/// responses; h2load (nghttp2-client) drives HTTP/2 multiplexing; pebble (binaries `pebble` and
+/// `pebble-challtestsrv`) is the local ACME server the certificate tests issue from.
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libclang-22-dev",
@@ -19,6 +20,7 @@ const PACKAGES: &[&str] = &[
     "curl",
     "openssl",
     "nghttp2-client",
+    "pebble",
 ];
 
 /// Debian packages only the benchmarks need: trafgen (netsniff-ng) floods, nftables is the baseline drop path,

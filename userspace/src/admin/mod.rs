@@ -5,6 +5,7 @@
 mod blocked_ips;
 mod error;
 mod health;
+mod ssl;
 mod upstreams;
 mod waf_rules;
 mod xdp_status;
@@ -29,6 +30,8 @@ pub struct AdminState {
     pub live: Arc<crate::proxy::LiveRuntime>,
     pub metrics: Arc<Metrics>,
     pub xdp: XdpState,
+    /// The ACME certificate lifecycle, when `ssl.auto_provision` is on.
+    pub renewer: Option<Arc<crate::tls::renew::Renewer>>,
     pub started: Instant,
 }
 
@@ -62,6 +65,11 @@ pub fn router(state: Arc<AdminState>, metrics_path: &str, health_path: &str) -> 
         .route("/admin/system/reload-config", axum::routing::post(reload))
         .route("/admin/waf/rules", get(waf_rules::list))
         .route("/admin/waf/rules/{name}", axum::routing::put(waf_rules::update))
+        .route("/admin/ssl/certificates", get(ssl::list))
+        .route(
+            "/admin/ssl/certificates/{domain}/renew",
+            axum::routing::post(ssl::renew),
+        )
         .route(
             "/admin/waf/blocked-ips",
             get(blocked_ips::list)

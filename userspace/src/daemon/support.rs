@@ -19,7 +19,6 @@ pub fn check(c: &Config) -> Unsupported {
             fatal.push(format!("{what} is not supported by this build yet"));
         }
     };
-    fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
     fatal_if(c.admin.auth.enabled, "admin.auth.enabled (token authentication)");
     fatal_if(c.admin.cors.enabled, "admin.cors.enabled");
     fatal_if(

@@ -1,6 +1,9 @@
 //! The request pipeline: what happens to a request between the listener and the upstream.
 //!
 //! Phases, in order, each a function below with its contract:
+//! 0. `acme_challenge` — an ACME http-01 validation request for a token Rampart is waiting on is answered
+//!    with its key authorization, before any limit, inspection, route or redirect can interfere; any other
+//!    request (other paths, unknown tokens) goes on unchanged.
 //! 1. `admit`    — size limits; may answer itself (413).
 //! 2. `route`    — choose the route by host, path, method and conditions (404 when none matches); plain HTTP
 //!    on a route with `ssl_redirect` is answered with a redirect to HTTPS.
@@ -129,6 +132,9 @@ impl Proxy {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        if let Some(answer) = acme_challenge(&req, &self.live.hub().challenges) {
+            return (answer, None);
+        }
         if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
             return (answer, None);
         }
@@ -202,6 +208,21 @@ impl Proxy {
     pub fn metrics(&self) -> &Arc<ProxyMetrics> {
         &self.metrics
     }
+}
+
+/// The key authorization for an http-01 validation of a token an open ACME order is waiting on.
+fn acme_challenge<B>(req: &Request<B>, challenges: &crate::tls::Challenges) -> Option<Response<ResponseBody>> {
+    let path = req.uri().path();
+    if !path.starts_with(crate::tls::challenge::HTTP01_PREFIX) {
+        return None;
+    }
+    let answer = challenges.http01_answer(path)?;
+    let mut resp = local_response(StatusCode::OK, &answer);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(resp)
 }
 
 /// Refuses requests that declare a body over `server.max_request_size`; bodies without a length are

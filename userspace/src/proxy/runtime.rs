@@ -23,6 +23,7 @@ use crate::net::tls::{self, TlsSetup};
 use crate::waf::headers::{HeaderError, ResponseHeaders};
 use crate::waf::policy::RuleState;
 use crate::waf::{Engine, Family, Overrides, PolicyError};
+use crate::tls::{CertHub, ServedCert};
 
 /// One generation of configuration-dependent state.
 pub struct Runtime {
@@ -71,6 +72,7 @@ impl Runtime {
         previous: Option<&Runtime>,
         version: u64,
         overrides: &Overrides,
+        hub: &Arc<CertHub>,
     ) -> Result<Self, ReloadError> {
         let waf = if config.waf.enabled {
             Some(Arc::new(Engine::build(&config.waf, overrides)?))
@@ -79,7 +81,7 @@ impl Runtime {
         };
         let security_headers = ResponseHeaders::build(&config.waf.security_headers)?;
         let tls = if config.ssl.enabled {
-            Some(tls::build(&config.ssl)?)
+            Some(tls::build(&config.ssl, hub, previous.and_then(|p| p.tls.as_ref()))?)
         } else {
             None
         };
@@ -111,6 +113,8 @@ pub struct LiveRuntime {
     /// configuration, and where they are kept across restarts.
     waf_overrides: Mutex<Overrides>,
     overrides_file: PathBuf,
+    /// Certificate state every generation shares (ACME certificates, challenge answers).
+    hub: Arc<CertHub>,
 }
 
 /// Why a rule change was refused.
@@ -125,17 +129,30 @@ pub enum RuleChangeError {
 }
 
 impl LiveRuntime {
-    pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, ReloadError> {
+    pub fn new(config: Config, source: Option<PathBuf>, hub: Arc<CertHub>) -> Result<Self, ReloadError> {
         let overrides_file = overrides_path(&config);
         let overrides = load_overrides(&overrides_file);
-        let first = Runtime::build(config, None, 1, &overrides)?;
+        let first = Runtime::build(config, None, 1, &overrides, &hub)?;
         Ok(Self {
             current: ArcSwap::from_pointee(first),
             source,
             next_version: AtomicU64::new(2),
             waf_overrides: Mutex::new(overrides),
             overrides_file,
+            hub,
         })
+    }
+
+    pub fn hub(&self) -> &Arc<CertHub> {
+        &self.hub
+    }
+
+    /// Every certificate the TLS listener can serve now: the current generation's files, then the managed ones.
+    pub fn served_certificates(&self) -> Vec<Arc<ServedCert>> {
+        let rt = self.load();
+        let mut all: Vec<Arc<ServedCert>> = rt.tls.iter().flat_map(|t| t.certs.all.iter().cloned()).collect();
+        all.extend(self.hub.managed().all.iter().cloned());
+        all
     }
 
     /// The WAF rules as in force (`None` when the WAF is off).
@@ -220,7 +237,7 @@ impl LiveRuntime {
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         // Held until the swap: a rule change through the admin API meanwhile would otherwise be lost.
         let overrides = self.waf_overrides.lock().unwrap_or_else(|p| p.into_inner());
-        let next = Runtime::build(config, Some(&current), version, &overrides)?;
+        let next = Runtime::build(config, Some(&current), version, &overrides, &self.hub)?;
         self.current.store(Arc::new(next));
         drop(overrides);
         Ok(version)
@@ -233,7 +250,16 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
     }
-    let checks: [(&'static str, bool); 9] = [
+    let acme = |c: &Config| {
+        (
+            c.ssl.auto_provision,
+            json(&c.ssl.acme),
+            json(&c.ssl.storage),
+            json(&c.ssl.renewal),
+            json(&c.ssl.ocsp_stapling),
+        )
+    };
+    let checks: [(&'static str, bool); 10] = [
         ("server.host", old.server.host != new.server.host),
         ("server.port", old.server.port != new.server.port),
         ("server.workers", old.server.workers != new.server.workers),
@@ -249,6 +275,10 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("admin", json(&old.admin) != json(&new.admin)),
         ("xdp", json(&old.xdp) != json(&new.xdp)),
         ("metrics", json(&old.metrics) != json(&new.metrics)),
+        (
+            "ssl.auto_provision / ssl.acme / ssl.storage / ssl.renewal / ssl.ocsp_stapling",
+            acme(old) != acme(new),
+        ),
     ];
     checks.into_iter().find(|(_, changed)| *changed).map(|(what, _)| what)
 }

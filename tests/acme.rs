@@ -20,6 +20,9 @@ struct Setup<'a> {
     days_before_expiry: u32,
     extra_acme: String,
     extra_renewal: String,
+    /// Lines under `ssl:` (for example `certificates:`).
+    extra_ssl: String,
+    waf: bool,
 }
 
 impl Default for Setup<'_> {
@@ -31,14 +34,14 @@ impl Default for Setup<'_> {
             days_before_expiry: 30,
             extra_acme: String::new(),
             extra_renewal: String::new(),
+            extra_ssl: String::new(),
+            waf: false,
         }
     }
 }
 
 /// One Rampart with automatic certificates, its ports and its storage directory (removed on drop).
 struct Rampart {
-    plain: u16,
-    tls: u16,
     admin: u16,
     dir: PathBuf,
     config: String,
@@ -58,7 +61,7 @@ impl Rampart {
         let domains: Vec<String> = setup.domains.iter().map(|d| format!("\"{d}\"")).collect();
         let config = format!(
             "server:\n  host: 127.0.0.1\n  port: {plain}\n\
-             ssl:\n  enabled: true\n  port: {tls}\n  auto_provision: true\n\
+             ssl:\n  enabled: true\n  port: {tls}\n  auto_provision: true\n{extra_ssl}\
              \x20 acme:\n    directory_url: {url}\n    email: ops@rampart.test\n    domains: [{domains}]\n\
              \x20   challenge_type: {challenge}\n    key_type: {key_type}\n    ca_file: {ca}\n\
              \x20   dns_propagation_delay: 0\n    order_timeout: 30\n{extra_acme}\
@@ -66,7 +69,7 @@ impl Rampart {
              \x20 renewal:\n    days_before_expiry: {days}\n    check_interval: 1\n    retry_initial: 1\n    retry_max: 4\n{extra_renewal}\
              proxy:\n  upstreams:\n    - {{name: app, servers: [{{host: 127.0.0.1, port: {up}}}]}}\n\
              \x20 routes:\n    - {{pattern: /*, upstream: app, ssl_redirect: true}}\n\
-             admin:\n  port: {admin}\nwaf:\n  enabled: false\nxdp:\n  enabled: false\n{xdp}",
+             admin:\n  port: {admin}\nwaf:\n  enabled: {waf}\nxdp:\n  enabled: false\n{xdp}",
             url = pebble.directory_url,
             domains = domains.join(", "),
             challenge = setup.challenge,
@@ -76,11 +79,11 @@ impl Rampart {
             store = dir.join("certs").display(),
             days = setup.days_before_expiry,
             extra_renewal = setup.extra_renewal,
+            extra_ssl = setup.extra_ssl,
+            waf = setup.waf,
             xdp = state.yaml(),
         );
         let mut me = Self {
-            plain,
-            tls,
             admin,
             dir,
             config,
@@ -220,11 +223,27 @@ fn a_san_certificate_is_issued_by_http01_on_the_plain_listener_before_any_redire
     let setup = Setup {
         domains: &["www.rampart.test", "api.rampart.test"],
         key_type: "rsa2048",
+        waf: true,
         ..Setup::default()
     };
-    // The only route redirects plain HTTP to HTTPS: validation works only if challenges come first.
+    // The only route redirects plain HTTP to HTTPS, and the WAF blocks: validation works only if challenges
+    // come first, and the WAF never sees them.
     let r = Rampart::new("acme-http01", plain, tls, &pebble, &setup);
     let serial = r.wait_for_acme_serial(None, Duration::from_secs(60));
+    let waf_seen = |r: &Rampart| {
+        let m = scrape(&r.admin_url());
+        assert!(m.contains("rampart_waf_requests_total{action=\"allowed\"}"), "{m}");
+        ["allowed", "blocked", "challenged", "logged"]
+            .iter()
+            .map(|a| metric(&m, &format!("rampart_waf_requests_total{{action=\"{a}\"}}")))
+            .sum::<f64>()
+    };
+    assert!(
+        pebble.log().contains("/.well-known/acme-challenge/"),
+        "pebble validated over HTTP: {}",
+        pebble.log()
+    );
+    assert_eq!(waf_seen(&r), 0.0, "the WAF inspected the validation requests");
     let root = pebble.root_pem();
     for name in ["www.rampart.test", "api.rampart.test"] {
         assert!(
@@ -265,6 +284,7 @@ fn a_san_certificate_is_issued_by_http01_on_the_plain_listener_before_any_redire
         text.ends_with("\n200") && text.contains("\"path\":\"/hello\""),
         "{text} {out:?}"
     );
+    assert_eq!(waf_seen(&r), 1.0, "the WAF inspects ordinary requests");
     let plain_reply = curl(None, "GET", &format!("http://127.0.0.1:{plain}/hello"), None, 5);
     assert_eq!(plain_reply.status, 301, "{plain_reply:?}");
 
@@ -485,6 +505,18 @@ fn when_the_acme_server_is_down_the_current_certificate_stays_and_health_says_de
         r.log()
     );
     assert!(served_serial(tls, "www.rampart.test").eq_ignore_ascii_case(&first));
+    // The waits grow: retry_initial 1 s doubling up to retry_max 4 s, each jittered within [half, full].
+    let waits: Vec<u64> = r
+        .log()
+        .lines()
+        .filter(|l| l.contains("retrying with backoff"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["retry_in_seconds"].as_u64())
+        .collect();
+    assert!(
+        waits.len() >= 3 && waits[0] <= 1 && (1..=2).contains(&waits[1]) && (2..=4).contains(&waits[2]),
+        "backoff waits {waits:?}"
+    );
     let status = r.certificates();
     assert!(
         status["acme"]["renewal"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3,
@@ -523,6 +555,11 @@ fn a_restart_reuses_the_stored_account_and_certificate_without_a_new_order() {
     let mut r = Rampart::new("acme-restart", plain, tls, &pebble, &Setup::default());
     let first = r.wait_for_acme_serial(None, Duration::from_secs(60));
     assert_eq!(pebble.orders(), 1, "{}", pebble.log());
+    let text = leaf(tls, "www.rampart.test", &["-noout", "-text"]);
+    assert!(
+        text.contains("id-ecPublicKey") && text.contains("Public-Key: (256 bit)") && text.contains("P-256"),
+        "ecdsa256: {text}"
+    );
     let store = r.dir.join("certs");
     let account_files = || -> Vec<(PathBuf, Vec<u8>)> {
         let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&store)
@@ -573,4 +610,188 @@ fn a_restart_reuses_the_stored_account_and_certificate_without_a_new_order() {
     );
     assert!(!pebble.log().contains("There are now 2 accounts"), "{}", pebble.log());
     assert_eq!(account_files(), accounts, "the account credentials were not replaced");
+}
+
+#[test]
+fn a_self_signed_fallback_is_served_loudly_only_while_no_certificate_exists_at_all() {
+    const LOUD: &str = "NO CERTIFICATE EXISTS: serving a SELF-SIGNED FALLBACK";
+    let (plain, tls) = (free_port(), free_port());
+    let mut pebble = Pebble::start("fallback", plain, tls, None);
+    // The CA is down from the start, nothing is stored and no certificate file is configured.
+    pebble.stop();
+    let mut r = Rampart::new("acme-fallback", plain, tls, &pebble, &Setup::default());
+    assert!(
+        eventually(Duration::from_secs(10), || r.log().contains(LOUD)),
+        "{}",
+        r.log()
+    );
+    let line = r.log().lines().find(|l| l.contains(LOUD)).unwrap().to_owned();
+    assert!(line.contains("\"level\":\"ERROR\""), "{line}");
+    let issuer = leaf(tls, "www.rampart.test", &["-noout", "-subject", "-issuer"]);
+    assert!(
+        issuer.matches("Rampart self-signed fallback").count() == 2,
+        "the handshake gets the fallback: {issuer}"
+    );
+    let listing = r.certificates();
+    assert_eq!(
+        listing["certificates"][0]["source"], "self-signed-fallback",
+        "{listing}"
+    );
+    assert_eq!(listing["acme"]["renewal"]["serving_fallback"], true, "{listing}");
+    let h = r.health();
+    assert!(
+        h["status"] == "degraded" && h["degraded"].as_array().is_some_and(|d| d.iter().any(|x| x == "acme")),
+        "{h}"
+    );
+
+    // The CA comes back: the issued certificate replaces the fallback, which is never stored.
+    pebble.restart();
+    let serial = r.wait_for_acme_serial(None, Duration::from_secs(30));
+    assert!(verifies(tls, "www.rampart.test", &pebble.root_pem()));
+    let listing = r.certificates();
+    assert!(
+        listing["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["source"] == "acme"),
+        "{listing}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || r.health()["status"] == "healthy"),
+        "{}",
+        r.health()
+    );
+    let stored = std::fs::read_to_string(r.dir.join("certs/www.rampart.test/fullchain.pem")).unwrap();
+    assert!(!stored.is_empty());
+
+    // A restart while the CA is down again: the stored certificate is served, and there is no fallback.
+    r.stop();
+    pebble.stop();
+    r.start("acme-fallback-2");
+    assert!(
+        eventually(Duration::from_secs(10), || r
+            .log()
+            .contains("serving the stored certificate")),
+        "{}",
+        r.log()
+    );
+    assert!(served_serial(tls, "www.rampart.test").eq_ignore_ascii_case(&serial));
+    assert!(!r.log().contains(LOUD), "{}", r.log());
+    assert_eq!(r.health()["status"], "healthy", "{}", r.health());
+
+    // A certificate file configured beside ACME also counts: while the CA is down it is served, no fallback.
+    let pki = rampart_tests::pki::Pki::new(&r.dir.join("pki"));
+    let file = pki.leaf("files", &["files.rampart.test"]);
+    let setup = Setup {
+        domains: &["other.rampart.test"],
+        extra_ssl: format!(
+            "  certificates:\n    - {{domains: [files.rampart.test], cert_file: {}, key_file: {}}}\n",
+            file.cert.display(),
+            file.key.display()
+        ),
+        ..Setup::default()
+    };
+    let (plain2, tls2) = (free_port(), free_port());
+    let with_file = Rampart::new("acme-fallback-file", plain2, tls2, &pebble, &setup);
+    assert!(
+        eventually(Duration::from_secs(10), || with_file
+            .log()
+            .contains("certificate request failed")),
+        "{}",
+        with_file.log()
+    );
+    assert!(!with_file.log().contains(LOUD), "{}", with_file.log());
+    assert!(
+        served_serial(tls2, "other.rampart.test").eq_ignore_ascii_case(&file.serial),
+        "the file certificate stands in"
+    );
+    let listing = with_file.certificates();
+    assert!(
+        listing["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["source"] == "file"),
+        "{listing}"
+    );
+}
+
+/// The README's ACME example, as written there, issues a certificate: only the directory (and the trust for
+/// it), the ports, the storage path and the upstream port are overridden, through `RAMPART_` variables.
+#[test]
+fn the_readme_acme_example_works_as_written() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let section = &readme[readme
+        .find("## Automatic certificates (ACME)")
+        .expect("the README's ACME section")..];
+    let start = section.find("```yaml\n").expect("a YAML block") + "```yaml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(
+        example.contains("auto_provision: true") && example.contains("directory_url:"),
+        "{example}"
+    );
+
+    let (plain, tls, admin) = (free_port(), free_port(), free_port());
+    let pebble = Pebble::start("readme", plain, tls, None);
+    let state = XdpState::new("acme-readme");
+    let (_upstream, up) = start_upstream();
+    let dir = std::env::temp_dir().join(format!("rampart-acme-readme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("readme.yaml");
+    std::fs::write(&config, example).unwrap();
+    let s = |v: &dyn std::fmt::Display| v.to_string();
+    let env = [
+        ("RAMPART_SERVER__HOST", s(&"127.0.0.1")),
+        ("RAMPART_SERVER__PORT", s(&plain)),
+        ("RAMPART_SSL__PORT", s(&tls)),
+        ("RAMPART_SSL__ACME__DIRECTORY_URL", pebble.directory_url.clone()),
+        ("RAMPART_SSL__ACME__CA_FILE", s(&pebble.ca_file.display())),
+        ("RAMPART_SSL__STORAGE__PATH", s(&dir.join("certs").display())),
+        ("RAMPART_PROXY__UPSTREAMS__0__SERVERS__0__PORT", s(&up)),
+        ("RAMPART_ADMIN__PORT", s(&admin)),
+        ("RAMPART_XDP__ENABLED", s(&"false")),
+        ("RAMPART_XDP__PIN_PATH", s(&state.pin_dir.display())),
+        ("RAMPART_XDP__RECORD_FILE", s(&state.record.display())),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut rampart = Process::start(
+        "acme-readme",
+        &rampart_bin(),
+        &["run", "--config", config.to_str().unwrap()],
+        &env,
+    );
+    wait_for_port(
+        std::net::SocketAddr::from(([127, 0, 0, 1], admin)),
+        Duration::from_secs(30),
+        &mut rampart,
+    );
+    let listing = || {
+        json(&curl(
+            None,
+            "GET",
+            &format!("http://127.0.0.1:{admin}/admin/ssl/certificates"),
+            None,
+            5,
+        ))
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || listing()["certificates"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["source"] == "acme"))),
+        "{}\n{}",
+        listing(),
+        rampart.log()
+    );
+    let root = pebble.root_pem();
+    for name in ["example.com", "www.example.com"] {
+        assert!(verifies(tls, name, &root), "{name}:\n{}", s_client(tls, name, &[]));
+    }
+    let text = leaf(tls, "example.com", &["-noout", "-text"]);
+    assert!(text.contains("Public-Key: (256 bit)"), "{text}");
+    let plain_reply = curl(None, "GET", &format!("http://127.0.0.1:{plain}/"), None, 5);
+    assert_eq!(plain_reply.status, 301, "{plain_reply:?}");
+    drop(rampart);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -144,8 +144,16 @@ impl Pki {
             "-ignore_err",
         ];
         let mut p = crate::Process::start(&format!("ocsp-{port}"), std::path::Path::new("openssl"), &args, &[]);
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        crate::wait_for_port(addr, std::time::Duration::from_secs(10), &mut p);
+        // Not `wait_for_port`: OpenSSL 3.0's responder serves one connection at a time, and one closed without
+        // a request (a port probe) stalls it for good; its log says when it accepts.
+        let up = crate::eventually(std::time::Duration::from_secs(10), || {
+            p.log().contains("waiting for OCSP client connections")
+        });
+        assert!(
+            up && p.exited().is_none(),
+            "the OCSP responder did not start:\n{}",
+            p.log()
+        );
         p
     }
 

@@ -12,7 +12,7 @@ pub mod http1;
 pub mod net;
 pub mod proxy;
 pub mod telemetry;
+pub mod tls;
 pub mod waf;
 pub mod waf_test;
-pub mod tls;
 pub mod xdp;

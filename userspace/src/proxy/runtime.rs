@@ -20,10 +20,10 @@ use crate::config::schema::{BlockResponse, RuleSetting};
 use crate::config::types::Cidr;
 use crate::config::{self, Config};
 use crate::net::tls::{self, TlsSetup};
+use crate::tls::{CertHub, ServedCert};
 use crate::waf::headers::{HeaderError, ResponseHeaders};
 use crate::waf::policy::RuleState;
 use crate::waf::{Engine, Family, Overrides, PolicyError};
-use crate::tls::{CertHub, ServedCert};
 
 /// One generation of configuration-dependent state.
 pub struct Runtime {

@@ -289,8 +289,15 @@ impl AcmeClient {
                 invalid_reasons(&mut order).await
             )));
         }
-        let key = keys::generate(self.cfg.key_type)?;
-        let csr = keys::csr(domains, &key)?;
+        // RSA 4096 takes seconds to generate: off the runtime threads, so serving never stalls meanwhile.
+        let (key_type, names) = (self.cfg.key_type, domains.to_vec());
+        let (key, csr) = tokio::task::spawn_blocking(move || {
+            let key = keys::generate(key_type)?;
+            let csr = keys::csr(&names, &key)?;
+            Ok::<_, KeyError>((key, csr))
+        })
+        .await
+        .map_err(|e| order_err(format!("key generation stopped: {e}")))??;
         order.finalize_csr(&csr).await.map_err(|e| self.server_err(&e))?;
         let chain_pem = order.poll_certificate(&retry).await.map_err(|e| self.server_err(&e))?;
         info!(domains = %domains.join(", "), key_type = ?self.cfg.key_type, "ACME order complete; certificate downloaded");

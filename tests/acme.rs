@@ -592,6 +592,16 @@ fn a_restart_reuses_the_stored_account_and_certificate_without_a_new_order() {
     );
     assert!(!r.log().contains("ACME order placed"), "{}", r.log());
 
+    // Only an ACME domain can be renewed through the API.
+    let other = curl(
+        None,
+        "POST",
+        &format!("{}/admin/ssl/certificates/other.rampart.test/renew", r.admin_url()),
+        None,
+        5,
+    );
+    assert_eq!(other.status, 404, "{other:?}");
+
     // A forced renewal now uses the stored account: no new account, the same credentials file.
     let out = run(
         rampart_bin().to_str().unwrap(),

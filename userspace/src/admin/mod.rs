@@ -15,6 +15,7 @@ mod dashboard;
 mod error;
 mod health;
 mod rate_limit;
+mod ssl;
 mod system;
 mod upstreams;
 mod waf_rules;
@@ -52,6 +53,8 @@ pub struct AdminState {
     pub proxy_metrics: Arc<ProxyMetrics>,
     pub auth: Arc<Auth>,
     pub xdp: XdpState,
+    /// The ACME certificate lifecycle, when `ssl.auto_provision` is on.
+    pub renewer: Option<Arc<crate::tls::renew::Renewer>>,
     pub started: Instant,
 }
 
@@ -181,6 +184,13 @@ pub fn routes(auth: Arc<Auth>, metrics_path: &str, health_path: &str) -> (Router
         "/admin/proxy/cache/clear",
         OPERATOR,
         delete(cache::clear),
+    )
+    .add(Method::GET, "/admin/ssl/certificates", VIEWER, get(ssl::list))
+    .add(
+        Method::POST,
+        "/admin/ssl/certificates/{domain}/renew",
+        OPERATOR,
+        post(ssl::renew),
     )
     .add(Method::GET, "/admin/system/status", VIEWER, get(system::status))
     .add(Method::GET, "/admin/system/logs", OPERATOR, get(system::logs))

@@ -327,7 +327,10 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
-            rampart::telemetry::logging::init(&config);
+            if let Err(e) = rampart::telemetry::logging::init(&config) {
+                eprintln!("rampart: {e}");
+                return ExitCode::FAILURE;
+            }
             let unsupported = rampart::daemon::unsupported(&config);
             if !unsupported.fatal.is_empty() {
                 for f in &unsupported.fatal {

@@ -19,7 +19,29 @@ pub fn check(config: &Config) -> Vec<Finding> {
     admin(config, &mut out);
     waf(config, &mut out);
     xdp(config, &mut out);
+    logging(config, &mut out);
     out
+}
+
+fn logging(c: &Config, out: &mut Vec<Finding>) {
+    let a = &c.logging.access_log;
+    if a.enabled
+        && let Err(e) = crate::telemetry::request_log::AccessFormat::new(a.format, a.custom_format.as_deref())
+    {
+        out.push((at("logging.access_log.custom_format"), e.to_string()));
+    }
+    for (name, max_files) in [
+        ("security_log", c.logging.security_log.max_files),
+        ("access_log", a.max_files),
+        ("performance_log", c.logging.performance_log.max_files),
+    ] {
+        if max_files > 10_000 {
+            out.push((
+                at("logging").child_key(name).child_key("max_files"),
+                "at most 10000".into(),
+            ));
+        }
+    }
 }
 
 fn at(path: &str) -> KeyPath {

@@ -47,6 +47,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         anyhow::bail!("{}", support.fatal.join("; "));
     }
 
+    // Log files first: a path that cannot be opened stops the start before anything is bound or attached.
+    let request_logs = crate::telemetry::logging::request_logs(&config)?;
     let mut kernel = kernel::start(&config)?;
     let configured: Vec<(ListKind, _)> = config
         .xdp
@@ -70,6 +72,12 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     }
     let metrics = Arc::new(Metrics::new());
     metrics.register_xdp(kernel.maps.clone());
+    metrics
+        .registry()
+        .register(Box::new(
+            crate::telemetry::logging::LogCollector::new().context("building log metrics")?,
+        ))
+        .context("registering log metrics")?;
     let proxy_metrics = Arc::new(ProxyMetrics::new(metrics.registry()).context("registering proxy metrics")?);
     let hub = Arc::new(CertHub::new(config.ssl.enabled && config.ssl.auto_provision));
     let live =
@@ -126,7 +134,9 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     if geo_at_l7 {
         warn!("the geo policy is enforced at L7 (per request), not in XDP");
     }
-    let proxy = Arc::new(Proxy::new(live.clone(), proxy_metrics.clone(), escalation, geo_at_l7));
+    let proxy = Arc::new(
+        Proxy::new(live.clone(), proxy_metrics.clone(), escalation, geo_at_l7).with_request_logs(request_logs),
+    );
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let listener = net::bind(proxy_addr, "proxy").await?;
     info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
@@ -200,6 +210,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         p.shutdown(config.xdp.keep_attached_on_exit);
     }
     info!("stopped");
+    crate::telemetry::logging::flush_all(Duration::from_secs(2));
     Ok(())
 }
 

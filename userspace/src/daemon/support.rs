@@ -23,10 +23,6 @@ pub fn check(c: &Config) -> Unsupported {
         c.metrics.prometheus.port.is_some(),
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
     );
-    fatal_if(
-        c.logging.outputs.iter().any(|o| o != "stdout" && o != "stderr"),
-        "a file in logging.outputs (only stdout and stderr are)",
-    );
 
     let mut warn_if = |on: bool, what: &str| {
         if on {
@@ -37,12 +33,6 @@ pub fn check(c: &Config) -> Unsupported {
     warn_if(
         c.proxy.caching.enabled || c.proxy.routes.iter().any(|r| r.cache_ttl.is_some()),
         "proxy.caching",
-    );
-    warn_if(
-        c.logging.security_log.file.is_some()
-            || c.logging.access_log.file.is_some()
-            || c.logging.performance_log.file.is_some(),
-        "logging.*_log.file",
     );
     Unsupported { fatal, warnings }
 }

@@ -36,6 +36,7 @@ mod websocket;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -48,6 +49,7 @@ use hyper::body::Body;
 use crate::http1::raw_fields::{self, RawFields};
 use crate::net::client_addr;
 use crate::policy::escalation::{Escalation, Offence};
+use crate::telemetry::request_log::{Outcome, RequestHead, RequestLogs};
 pub use body::InspectedBody;
 pub use forward::ForwardError;
 use metrics::ProxyMetrics;
@@ -78,6 +80,9 @@ pub struct RequestContext {
     pub previous_hop: IpAddr,
     pub scheme: &'static str,
     pub request_id: HeaderValue,
+    /// Microseconds in the WAF phase and waiting for the upstream's response head (performance log).
+    pub waf_us: AtomicU64,
+    pub upstream_us: AtomicU64,
 }
 
 pub struct Proxy {
@@ -88,6 +93,8 @@ pub struct Proxy {
     escalation: Option<Arc<Escalation>>,
     /// XDP is not in force: the geo policy is enforced here instead.
     geo_at_l7: bool,
+    /// The access and performance logs.
+    logs: RequestLogs,
 }
 
 impl Proxy {
@@ -104,7 +111,15 @@ impl Proxy {
             metrics,
             escalation,
             geo_at_l7,
+            logs: RequestLogs::default(),
         }
+    }
+
+    /// Writes a record of every request to the access log, and of slow ones to the performance log.
+    #[must_use]
+    pub fn with_request_logs(mut self, logs: RequestLogs) -> Self {
+        self.logs = logs;
+        self
     }
 
     fn offence(&self, client: IpAddr, offence: Offence) {
@@ -131,7 +146,10 @@ impl Proxy {
             previous_hop: conn.client,
             scheme: if conn.tls { "https" } else { "http" },
             request_id: request_id::from_or_new(req.headers().get(&request_id::HEADER)),
+            waf_us: AtomicU64::new(0),
+            upstream_us: AtomicU64::new(0),
         };
+        let head = self.logs.enabled().then(|| RequestHead::of(&req));
         let (mut resp, upstream) = self.pipeline(&rt, req, &ctx).await;
         let upstream_fields = resp.extensions_mut().remove::<RawFields>();
         let h = resp.headers_mut();
@@ -145,8 +163,24 @@ impl Proxy {
         if let Some(fields) = upstream_fields {
             resp.extensions_mut().insert(fields);
         }
+        let total = started.elapsed();
         self.metrics
-            .observe(upstream.as_deref().unwrap_or("-"), resp.status(), started.elapsed());
+            .observe(upstream.as_deref().unwrap_or("-"), resp.status(), total);
+        if let Some(head) = head
+            && self.logs.wanted(total)
+        {
+            let micros = |slot: &AtomicU64| std::time::Duration::from_micros(slot.load(Ordering::Relaxed));
+            self.logs.write(&head.record(Outcome {
+                client: ctx.client,
+                status: resp.status().as_u16(),
+                bytes: resp.body().size_hint().exact(),
+                upstream: upstream.as_deref(),
+                request_id: ctx.request_id.to_str().unwrap_or("-"),
+                total,
+                waf: micros(&ctx.waf_us),
+                upstream_wait: micros(&ctx.upstream_us),
+            }));
+        }
         resp
     }
 
@@ -218,15 +252,18 @@ impl Proxy {
             country: country.as_deref(),
         };
         let req = match rt.waf.load_full() {
-            Some(engine) => match waf_phase::inspect(
-                &engine,
-                &rules,
-                req,
-                Some(route.name.as_str()),
-                ctx,
-                &rt.block_response,
-                &self.metrics.waf,
-                rt.max_request_size,
+            Some(engine) => match timed(
+                &ctx.waf_us,
+                waf_phase::inspect(
+                    &engine,
+                    &rules,
+                    req,
+                    Some(route.name.as_str()),
+                    ctx,
+                    &rt.block_response,
+                    &self.metrics.waf,
+                    rt.max_request_size,
+                ),
             )
             .await
             {
@@ -240,10 +277,11 @@ impl Proxy {
             None => req.map(InspectedBody::Stream),
         };
         let req = rewrite_path(req, &route);
-        let resp = match self
-            .forwarder
-            .forward(req, ctx, &route, pool, rt.max_request_size)
-            .await
+        let resp = match timed(
+            &ctx.upstream_us,
+            self.forwarder.forward(req, ctx, &route, pool, rt.max_request_size),
+        )
+        .await
         {
             Ok(resp) => resp,
             Err(e) => {
@@ -265,6 +303,17 @@ impl Proxy {
 }
 
 /// The key authorization for an http-01 validation of a token an open ACME order is waiting on.
+/// Runs `f`, keeping how long it took in `slot` (microseconds).
+async fn timed<F: std::future::Future>(slot: &AtomicU64, f: F) -> F::Output {
+    let started = Instant::now();
+    let out = f.await;
+    slot.store(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    out
+}
+
 fn acme_challenge<B>(req: &Request<B>, challenges: &crate::tls::Challenges) -> Option<Response<ResponseBody>> {
     let path = req.uri().path();
     if !path.starts_with(crate::tls::challenge::HTTP01_PREFIX) {

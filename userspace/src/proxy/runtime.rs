@@ -422,7 +422,7 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
             json(&c.ssl.ocsp_stapling),
         )
     };
-    let checks: [(&'static str, bool); 11] = [
+    let checks: [(&'static str, bool); 12] = [
         ("server.host", old.server.host != new.server.host),
         ("server.port", old.server.port != new.server.port),
         ("server.workers", old.server.workers != new.server.workers),
@@ -438,6 +438,8 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("admin", json(&old.admin) != json(&new.admin)),
         ("xdp", json(&old.xdp) != json(&new.xdp)),
         ("metrics", json(&old.metrics) != json(&new.metrics)),
+        // Log files and formats are opened once, at start.
+        ("logging", json(&old.logging) != json(&new.logging)),
         // Scores and bans outlive generations, so their settings are fixed at start.
         ("waf.auto_ban", json(&old.waf.auto_ban) != json(&new.waf.auto_ban)),
         (

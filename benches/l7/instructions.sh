@@ -36,7 +36,7 @@ server: {host: 127.0.0.1, port: $RMP, workers: 1, io: epoll}
 proxy: {upstreams: [{name: app, servers: [{host: 127.0.0.1, port: $UP}]}]}
 admin: {enabled: false}
 waf: {enabled: $WAF_ON}
-logging: {level: warn}
+logging: {level: warn, access_log: {enabled: false}}  # nginx runs with access_log off
 xdp: {enabled: false}
 EOF
 wait_port() { for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done

@@ -51,7 +51,7 @@ ssl:
 proxy: {upstreams: [{name: app, servers: [{host: 127.0.0.1, port: $UP}]}]}
 admin: {enabled: false}
 waf: {enabled: false}
-logging: {level: warn}
+logging: {level: warn, access_log: {enabled: false}}  # nginx runs with access_log off
 xdp: {enabled: false}
 EOF
 }

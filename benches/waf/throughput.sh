@@ -29,7 +29,7 @@ server: {host: 127.0.0.1, port: $2, workers: 1}
 proxy: {upstreams: [{name: app, servers: [{host: 127.0.0.1, port: $BACKEND}]}]}
 admin: {enabled: false}
 waf: {enabled: $3}
-logging: {level: error}
+logging: {level: error, access_log: {enabled: false}}  # nginx runs with access_log off
 xdp: {enabled: false, record_file: $W/$1.db}
 YAML
   taskset -c 0 "$BIN" run --config "$W/$1.yaml" > "$W/$1.log" 2>&1 & PIDS+=($!)

@@ -96,7 +96,7 @@ rampart_config() {
     echo "proxy: {upstreams: [{name: app, servers: [{host: 127.0.0.1, port: 18000}]}]}"
     echo "admin: {port: 18081}"
     echo "waf: {enabled: false}"
-    echo "logging: {level: warn}"
+    echo "logging: {level: warn, access_log: {enabled: false}}"
     echo "xdp:"
     echo "  interfaces: [$H]"
     echo "  attach_mode: ${XDP_MODE:-native}"

@@ -87,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Certificates of a running daemon: what is served, when it expires, ACME renewal state.
+    Ssl {
+        #[command(subcommand)]
+        command: SslCommand,
+    },
     /// A demo upstream that echoes each request as JSON (used by `cargo xtask run` and the tests).
     EchoUpstream {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -252,6 +257,21 @@ enum WafCommand {
 }
 
 #[derive(Subcommand)]
+enum SslCommand {
+    /// Every served certificate (source, expiry, OCSP staple) and the ACME renewal state.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Renew the ACME certificate for DOMAIN now.
+    Renew {
+        domain: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate FILE (with RAMPART_ environment overrides applied); prints every problem with its key path and
     /// line, and exits 2 if there is any.
@@ -313,7 +333,10 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
-            rampart::telemetry::logging::init(&config);
+            if let Err(e) = rampart::telemetry::logging::init(&config) {
+                eprintln!("rampart: {e}");
+                return ExitCode::FAILURE;
+            }
             let unsupported = rampart::daemon::unsupported(&config);
             if !unsupported.fatal.is_empty() {
                 for f in &unsupported.fatal {
@@ -472,6 +495,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ssl {
+            command: SslCommand::Status { remote },
+        } => remote_call(async move { rampart::cli::ssl::status(&remote.admin, remote.json).await }),
+        Command::Ssl {
+            command: SslCommand::Renew { domain, remote },
+        } => remote_call(async move { rampart::cli::ssl::renew(&remote.admin, &domain, remote.json).await }),
         Command::EchoUpstream { listen, name, delay_ms } => {
             let options = rampart::echo_upstream::EchoOptions {
                 name,

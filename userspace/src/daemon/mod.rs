@@ -27,6 +27,9 @@ use crate::proxy::cache::ResponseCache;
 use crate::proxy::metrics::{ProxyMetrics, UpstreamCollector};
 use crate::proxy::{LiveRuntime, Proxy};
 use crate::telemetry::metrics::Metrics;
+use crate::tls::CertHub;
+use crate::tls::expiry::ExpiryCollector;
+use crate::tls::renew::Renewer;
 use crate::xdp::{self, ListKind, geo::CountryLookup};
 
 pub use support::check as unsupported;
@@ -45,6 +48,8 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         anyhow::bail!("{}", support.fatal.join("; "));
     }
 
+    // Log files first: a path that cannot be opened stops the start before anything is bound or attached.
+    let request_logs = crate::telemetry::logging::request_logs(&config)?;
     let mut kernel = kernel::start(&config)?;
     let configured: Vec<(ListKind, _)> = config
         .xdp
@@ -68,8 +73,27 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     }
     let metrics = Arc::new(Metrics::new());
     metrics.register_xdp(kernel.maps.clone());
+    metrics
+        .registry()
+        .register(Box::new(
+            crate::telemetry::logging::LogCollector::new().context("building log metrics")?,
+        ))
+        .context("registering log metrics")?;
     let proxy_metrics = Arc::new(ProxyMetrics::new(metrics.registry()).context("registering proxy metrics")?);
-    let live = Arc::new(LiveRuntime::new(config.clone(), source).context("building the proxy configuration")?);
+    let hub = Arc::new(CertHub::new(config.ssl.enabled && config.ssl.auto_provision));
+    let live =
+        Arc::new(LiveRuntime::new(config.clone(), source, hub.clone()).context("building the proxy configuration")?);
+    let renewer = (config.ssl.enabled && config.ssl.auto_provision)
+        .then(|| Renewer::start(&config.ssl, hub.clone(), !config.ssl.certificates.is_empty()));
+    {
+        let live = live.clone();
+        let expiry =
+            ExpiryCollector::new(move || live.served_certificates()).context("the certificate expiry metric")?;
+        metrics
+            .registry()
+            .register(Box::new(expiry))
+            .context("registering the certificate expiry metric")?;
+    }
     metrics
         .registry()
         .register(Box::new(
@@ -114,13 +138,16 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     let cache = ResponseCache::new(&config.proxy.caching, metrics.registry()).context("starting the response cache")?;
     // Purges from other nodes arrive for as long as the daemon runs (the task ends with the runtime).
     let _purge_listener = cache.start();
-    let proxy = Arc::new(Proxy::new(
-        live.clone(),
-        proxy_metrics.clone(),
-        escalation,
-        geo_at_l7,
-        cache.clone(),
-    ));
+    let proxy = Arc::new(
+        Proxy::new(
+            live.clone(),
+            proxy_metrics.clone(),
+            escalation,
+            geo_at_l7,
+            cache.clone(),
+        )
+        .with_request_logs(request_logs),
+    );
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let listener = net::bind(proxy_addr, "proxy").await?;
     info!(address = %proxy_addr, "proxy listening (HTTP/1.1 and h2c)");
@@ -132,6 +159,18 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         listeners.push((listener, Transport::Tls));
     }
     IoPlan::choose(&config.server).serve(&mut tasks, listeners, &proxy, &lists, limits, &shutdown_rx)?;
+    // After the listeners: http-01 and tls-alpn-01 validation reach the CA through them.
+    if let Some(r) = &renewer {
+        tasks.spawn(r.clone().run(shutdown_rx.clone()));
+    }
+    if config.ssl.enabled && config.ssl.ocsp_stapling.enabled {
+        let live = live.clone();
+        tasks.spawn(crate::tls::ocsp::run(
+            config.ssl.ocsp_stapling.clone(),
+            move || live.served_certificates(),
+            shutdown_rx.clone(),
+        ));
+    }
     tasks.spawn(reload_on_signal(live.clone(), shutdown_rx.clone()));
     tasks.spawn(reload_on_change(live.clone(), shutdown_rx.clone()));
 
@@ -157,6 +196,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
                 degraded: kernel.degraded.clone(),
                 maps: kernel.maps.clone(),
             },
+            renewer: renewer.clone(),
             started,
         });
         let app = admin::router(
@@ -182,6 +222,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         p.shutdown(config.xdp.keep_attached_on_exit);
     }
     info!("stopped");
+    crate::telemetry::logging::flush_all(Duration::from_secs(2));
     Ok(())
 }
 

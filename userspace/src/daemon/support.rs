@@ -19,7 +19,6 @@ pub fn check(c: &Config) -> Unsupported {
             fatal.push(format!("{what} is not supported by this build yet"));
         }
     };
-    fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
     fatal_if(
         c.proxy.caching.redis_cache.enabled && c.proxy.caching.redis_cache.cluster_mode,
         "proxy.caching.redis_cache.cluster_mode (a single Redis server, or one behind a proxy, is)",
@@ -28,10 +27,6 @@ pub fn check(c: &Config) -> Unsupported {
         c.metrics.prometheus.port.is_some(),
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
     );
-    fatal_if(
-        c.logging.outputs.iter().any(|o| o != "stdout" && o != "stderr"),
-        "a file in logging.outputs (only stdout and stderr are)",
-    );
 
     let mut warn_if = |on: bool, what: &str| {
         if on {
@@ -39,11 +34,5 @@ pub fn check(c: &Config) -> Unsupported {
         }
     };
     warn_if(c.waf.bot_protection.enabled, "waf.bot_protection");
-    warn_if(
-        c.logging.security_log.file.is_some()
-            || c.logging.access_log.file.is_some()
-            || c.logging.performance_log.file.is_some(),
-        "logging.*_log.file",
-    );
     Unsupported { fatal, warnings }
 }

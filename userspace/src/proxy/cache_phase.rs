@@ -229,6 +229,9 @@ fn refresh_in_background<B>(
         previous_hop: ctx.previous_hop,
         scheme: ctx.scheme,
         request_id: ctx.request_id.clone(),
+        // A background refresh is nobody's request: its times are not logged.
+        waf_us: std::sync::atomic::AtomicU64::new(0),
+        upstream_us: std::sync::atomic::AtomicU64::new(0),
     };
     tokio::spawn(async move {
         if let Ok(resp) = f

@@ -1,6 +1,9 @@
 //! The request pipeline: what happens to a request between the listener and the upstream.
 //!
 //! Phases, in order, each a function below with its contract:
+//! 0. `acme_challenge` — an ACME http-01 validation request for a token Rampart is waiting on is answered
+//!    with its key authorization, before any limit, inspection, route or redirect can interfere; any other
+//!    request (other paths, unknown tokens) goes on unchanged.
 //! 1. `admit`    — size limits; may answer itself (413).
 //!    `limit`    — rate limits and the rate-limit blacklist (`policy_phase`): 429 with `Retry-After` and
 //!    `RateLimit-*` headers. Refusals here and blocks by the WAF phase are offences that escalation
@@ -38,6 +41,7 @@ mod websocket;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -50,6 +54,7 @@ use hyper::body::Body;
 use crate::http1::raw_fields::{self, RawFields};
 use crate::net::client_addr;
 use crate::policy::escalation::{Escalation, Offence};
+use crate::telemetry::request_log::{Outcome, RequestHead, RequestLogs};
 pub use body::InspectedBody;
 pub use forward::ForwardError;
 use metrics::ProxyMetrics;
@@ -80,6 +85,9 @@ pub struct RequestContext {
     pub previous_hop: IpAddr,
     pub scheme: &'static str,
     pub request_id: HeaderValue,
+    /// Microseconds in the WAF phase and waiting for the upstream's response head (performance log).
+    pub waf_us: AtomicU64,
+    pub upstream_us: AtomicU64,
 }
 
 pub struct Proxy {
@@ -92,6 +100,8 @@ pub struct Proxy {
     geo_at_l7: bool,
     /// The response cache's stores; kept across configuration generations (the rules are per generation).
     cache: Arc<cache::ResponseCache>,
+    /// The access and performance logs.
+    logs: RequestLogs,
 }
 
 impl Proxy {
@@ -110,7 +120,15 @@ impl Proxy {
             escalation,
             geo_at_l7,
             cache,
+            logs: RequestLogs::default(),
         }
+    }
+
+    /// Writes a record of every request to the access log, and of slow ones to the performance log.
+    #[must_use]
+    pub fn with_request_logs(mut self, logs: RequestLogs) -> Self {
+        self.logs = logs;
+        self
     }
 
     fn offence(&self, client: IpAddr, offence: Offence) {
@@ -137,7 +155,10 @@ impl Proxy {
             previous_hop: conn.client,
             scheme: if conn.tls { "https" } else { "http" },
             request_id: request_id::from_or_new(req.headers().get(&request_id::HEADER)),
+            waf_us: AtomicU64::new(0),
+            upstream_us: AtomicU64::new(0),
         };
+        let head = self.logs.enabled().then(|| RequestHead::of(&req));
         let (mut resp, upstream) = self.pipeline(&rt, req, &ctx).await;
         let upstream_fields = resp.extensions_mut().remove::<RawFields>();
         let h = resp.headers_mut();
@@ -151,8 +172,24 @@ impl Proxy {
         if let Some(fields) = upstream_fields {
             resp.extensions_mut().insert(fields);
         }
+        let total = started.elapsed();
         self.metrics
-            .observe(upstream.as_deref().unwrap_or("-"), resp.status(), started.elapsed());
+            .observe(upstream.as_deref().unwrap_or("-"), resp.status(), total);
+        if let Some(head) = head
+            && self.logs.wanted(total)
+        {
+            let micros = |slot: &AtomicU64| std::time::Duration::from_micros(slot.load(Ordering::Relaxed));
+            self.logs.write(&head.record(Outcome {
+                client: ctx.client,
+                status: resp.status().as_u16(),
+                bytes: resp.body().size_hint().exact(),
+                upstream: upstream.as_deref(),
+                request_id: ctx.request_id.to_str().unwrap_or("-"),
+                total,
+                waf: micros(&ctx.waf_us),
+                upstream_wait: micros(&ctx.upstream_us),
+            }));
+        }
         resp
     }
 
@@ -166,6 +203,9 @@ impl Proxy {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        if let Some(answer) = acme_challenge(&req, &self.live.hub().challenges) {
+            return (answer, None);
+        }
         if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
             return (answer, None);
         }
@@ -221,15 +261,18 @@ impl Proxy {
             country: country.as_deref(),
         };
         let req = match rt.waf.load_full() {
-            Some(engine) => match waf_phase::inspect(
-                &engine,
-                &rules,
-                req,
-                Some(route.name.as_str()),
-                ctx,
-                &rt.block_response,
-                &self.metrics.waf,
-                rt.max_request_size,
+            Some(engine) => match timed(
+                &ctx.waf_us,
+                waf_phase::inspect(
+                    &engine,
+                    &rules,
+                    req,
+                    Some(route.name.as_str()),
+                    ctx,
+                    &rt.block_response,
+                    &self.metrics.waf,
+                    rt.max_request_size,
+                ),
             )
             .await
             {
@@ -244,23 +287,26 @@ impl Proxy {
         };
         let plan = rt.cache_rules.plan(&route.name, &req, request_host(&req).as_deref());
         let req = rewrite_path(req, &route);
-        let outcome = match plan {
-            Some(plan) => {
-                let fetch = cache_phase::Fetch {
-                    cache: self.cache.clone(),
-                    forwarder: self.forwarder,
-                    route: route.clone(),
-                    pool: pool.clone(),
-                    max_body: rt.max_request_size,
-                };
-                cache_phase::handle(&fetch, plan, req, ctx).await
+        let outcome = timed(&ctx.upstream_us, async {
+            match plan {
+                Some(plan) => {
+                    let fetch = cache_phase::Fetch {
+                        cache: self.cache.clone(),
+                        forwarder: self.forwarder,
+                        route: route.clone(),
+                        pool: pool.clone(),
+                        max_body: rt.max_request_size,
+                    };
+                    cache_phase::handle(&fetch, plan, req, ctx).await
+                }
+                None => {
+                    self.forwarder
+                        .forward(req, ctx, &route, pool, rt.max_request_size)
+                        .await
+                }
             }
-            None => {
-                self.forwarder
-                    .forward(req, ctx, &route, pool, rt.max_request_size)
-                    .await
-            }
-        };
+        })
+        .await;
         let resp = match outcome {
             Ok(resp) => resp,
             Err(e) => {
@@ -279,6 +325,32 @@ impl Proxy {
     pub fn metrics(&self) -> &Arc<ProxyMetrics> {
         &self.metrics
     }
+}
+
+/// The key authorization for an http-01 validation of a token an open ACME order is waiting on.
+/// Runs `f`, keeping how long it took in `slot` (microseconds).
+async fn timed<F: std::future::Future>(slot: &AtomicU64, f: F) -> F::Output {
+    let started = Instant::now();
+    let out = f.await;
+    slot.store(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    out
+}
+
+fn acme_challenge<B>(req: &Request<B>, challenges: &crate::tls::Challenges) -> Option<Response<ResponseBody>> {
+    let path = req.uri().path();
+    if !path.starts_with(crate::tls::challenge::HTTP01_PREFIX) {
+        return None;
+    }
+    let answer = challenges.http01_answer(path)?;
+    let mut resp = local_response(StatusCode::OK, &answer);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(resp)
 }
 
 /// Refuses requests that declare a body over `server.max_request_size`; bodies without a length are
@@ -436,5 +508,88 @@ mod tests {
         assert_eq!(strip_on_boundary("/api", "/api"), Some(""));
         assert_eq!(strip_on_boundary("/apix", "/api"), None);
         assert_eq!(strip_on_boundary("/api/x", "/api/"), Some("x"));
+    }
+
+    fn waf_inspected(registry: &prometheus::Registry) -> f64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "rampart_waf_requests_total")
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()))
+            .sum()
+    }
+
+    /// An http-01 validation is answered before every other phase: a limit, a redirect or the WAF (here in
+    /// blocking mode, facing a query it blocks anywhere else) never sees it, and only tokens an order waits
+    /// on are answered.
+    #[tokio::test]
+    async fn an_acme_challenge_is_answered_before_limits_routes_and_the_waf() {
+        let yaml = "server:\n  max_request_size: 10\n\
+                    proxy:\n  upstreams:\n    - {name: app, servers: [{host: 127.0.0.1, port: 9}]}\n\
+                    \x20 routes:\n    - {pattern: /*, upstream: app}\n\
+                    waf:\n  enabled: true\n  mode: block\n  overrides_file: /nonexistent/rampart-test-overrides.json\n\
+                    xdp:\n  enabled: false\n";
+        let config = crate::config::load_str(yaml, "test.yaml", Vec::new()).expect("config");
+        let hub = Arc::new(crate::tls::CertHub::new(false));
+        hub.challenges.set_http01("tok-1", "tok-1.thumbprint");
+        let live = Arc::new(LiveRuntime::new(config, None, Arc::clone(&hub)).expect("runtime"));
+        let registry = prometheus::Registry::new();
+        let cache = cache::ResponseCache::new(&live.load().config.proxy.caching, &registry).expect("cache");
+        let proxy = Proxy::new(
+            live,
+            Arc::new(ProxyMetrics::new(&registry).expect("metrics")),
+            None,
+            true,
+            cache,
+        );
+        let conn = Connection {
+            peer: "127.0.0.1:40000".parse().expect("addr"),
+            client: "127.0.0.1".parse().expect("addr"),
+            tls: false,
+        };
+        let attack = "?q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+        let request = |path: String| {
+            Request::builder()
+                .uri(path)
+                .header(header::HOST, "www.rampart.test")
+                .header(header::CONTENT_LENGTH, "100")
+                .body(Full::new(Bytes::from(vec![b'x'; 100])))
+                .expect("request")
+        };
+        let resp = proxy
+            .handle(request(format!("/.well-known/acme-challenge/tok-1{attack}")), conn)
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"tok-1.thumbprint");
+        assert_eq!(waf_inspected(&registry), 0.0, "the WAF saw the validation request");
+
+        // Anything else goes through the pipeline: an unknown token meets the size limit, and without the
+        // oversized body the WAF blocks the same query.
+        let resp = proxy
+            .handle(request(format!("/.well-known/acme-challenge/other{attack}")), conn)
+            .await;
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let resp = proxy
+            .handle(
+                Request::builder()
+                    .uri(format!("/.well-known/acme-challenge/other{attack}"))
+                    .header(header::HOST, "www.rampart.test")
+                    .body(Full::new(Bytes::new()))
+                    .expect("request"),
+                conn,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(waf_inspected(&registry), 1.0);
+        hub.challenges.clear_http01("tok-1");
+        let resp = proxy
+            .handle(request("/.well-known/acme-challenge/tok-1".into()), conn)
+            .await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a cleared token is not answered"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Observability: the daemon's logs, the in-memory log ring, process usage and the Prometheus registry.
+//! Observability: the daemon's logs (own, security, access, performance; files rotated), the in-memory log ring, process usage and the Prometheus registry.
 //! Nothing here makes a request decision.
 
 pub mod events;
@@ -6,3 +6,6 @@ pub mod log_ring;
 pub mod logging;
 pub mod metrics;
 pub mod process;
+pub mod request_log;
+pub mod rotating;
+pub mod sink;

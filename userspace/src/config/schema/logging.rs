@@ -75,10 +75,12 @@ pub struct SecurityLogConfig {
     pub file: Option<PathBuf>,
     /// Rotate when the file reaches this size. Default 100MB.
     pub max_size: ByteSize,
-    /// Default `daily`.
+    /// Also rotate when the UTC day or week changes: `daily`, `weekly`, or `size` (size only). Default `daily`.
     pub rotation: Rotation,
-    /// Default 30.
+    /// Rotated files older than this many days are deleted. Default 30.
     pub retention_days: u32,
+    /// At most this many rotated files are kept. Default 30.
+    pub max_files: u32,
 }
 
 impl Default for SecurityLogConfig {
@@ -89,6 +91,7 @@ impl Default for SecurityLogConfig {
             max_size: ByteSize::mib(100),
             rotation: Rotation::Daily,
             retention_days: 30,
+            max_files: 30,
         }
     }
 }
@@ -114,6 +117,14 @@ pub struct AccessLogConfig {
     /// Template for `format: custom`. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_format: Option<String>,
+    /// Rotate when the file reaches this size. Default 100MB.
+    pub max_size: ByteSize,
+    /// Also rotate when the UTC day or week changes: `daily`, `weekly`, or `size` (size only). Default `daily`.
+    pub rotation: Rotation,
+    /// Rotated files older than this many days are deleted. Default 30.
+    pub retention_days: u32,
+    /// At most this many rotated files are kept. Default 30.
+    pub max_files: u32,
 }
 
 impl Default for AccessLogConfig {
@@ -123,6 +134,10 @@ impl Default for AccessLogConfig {
             file: None,
             format: AccessLogFormat::Json,
             custom_format: None,
+            max_size: ByteSize::mib(100),
+            rotation: Rotation::Daily,
+            retention_days: 30,
+            max_files: 30,
         }
     }
 }
@@ -146,6 +161,14 @@ pub struct PerformanceLogConfig {
     pub file: Option<PathBuf>,
     /// Log requests slower than this many milliseconds. Default 1000.
     pub slow_request_threshold: u64,
+    /// Rotate when the file reaches this size. Default 100MB.
+    pub max_size: ByteSize,
+    /// Also rotate when the UTC day or week changes: `daily`, `weekly`, or `size` (size only). Default `daily`.
+    pub rotation: Rotation,
+    /// Rotated files older than this many days are deleted. Default 30.
+    pub retention_days: u32,
+    /// At most this many rotated files are kept. Default 30.
+    pub max_files: u32,
 }
 
 impl Default for PerformanceLogConfig {
@@ -154,6 +177,10 @@ impl Default for PerformanceLogConfig {
             enabled: false,
             file: None,
             slow_request_threshold: 1000,
+            max_size: ByteSize::mib(100),
+            rotation: Rotation::Daily,
+            retention_days: 30,
+            max_files: 30,
         }
     }
 }

@@ -24,6 +24,18 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
     } else {
         "healthy"
     };
+    if state.fleet.as_ref().is_some_and(|f| !f.is_up()) {
+        degraded.push("fleet");
+    }
+    let fleet = match &state.fleet {
+        None => json!({ "status": "disabled" }),
+        Some(f) => json!({
+            "status": if f.is_up() { "healthy" } else { "degraded" },
+            "reason": (!f.is_up()).then_some("Redis unreachable: lists are enforced locally, changes are queued"),
+            "node_id": f.node_id,
+            "redis": f.redis,
+        }),
+    };
     let lists_enforced_by = if state.lists.is_enforced_at_l7() { "l7" } else { "xdp" };
     let body = json!({
         "status": if degraded.is_empty() { "healthy" } else { "degraded" },
@@ -37,6 +49,7 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
                 "attached": attachments,
                 "lists_enforced_by": lists_enforced_by,
             },
+            "fleet": fleet,
         },
     });
     // Degraded still serves traffic: 200, so load balancers keep the node; the body says what is wrong.

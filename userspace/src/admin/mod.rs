@@ -52,6 +52,8 @@ pub struct AdminState {
     pub proxy_metrics: Arc<ProxyMetrics>,
     pub auth: Arc<Auth>,
     pub xdp: XdpState,
+    /// The fleet link, when `fleet.enabled`.
+    pub fleet: Option<Arc<crate::fleet::FleetStatus>>,
     pub started: Instant,
 }
 

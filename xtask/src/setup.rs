@@ -11,7 +11,8 @@ use crate::process::{capture, clean_command, run};
 /// Debian packages the build and the tests need. LLVM 22 is what bpf-linker links against; iproute2 and curl
 /// drive the network-namespace integration tests; openssl makes the TLS tests' certificates and OCSP
 /// responses; h2load (nghttp2-client) drives HTTP/2 multiplexing; redis-server backs the shared rate-limit
-/// tests (started per test on a random loopback port); chromium runs the dashboard's browser test headless.
+/// tests (started per test on a random loopback port); chromium runs the dashboard's browser test headless;
+/// systemd provides `systemd-analyze`, with which the deployment test verifies `deploy/rampart.service` offline.
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libclang-22-dev",
@@ -22,6 +23,7 @@ const PACKAGES: &[&str] = &[
     "nghttp2-client",
     "redis-server",
     "chromium",
+    "systemd",
 ];
 
 /// Debian packages only the benchmarks need: trafgen (netsniff-ng) floods, nftables is the baseline drop path,

@@ -4,6 +4,7 @@
 //! Traffic in these tests goes only to 127.0.0.0/8 or to addresses inside the namespaces they create.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is the failure report
 
+pub mod acme;
 pub mod http1;
 pub mod packets;
 pub mod pki;

@@ -52,6 +52,11 @@ impl Pki {
 
     /// A certificate for `names` (the first is the CN), signed by the CA, in files named after `stem`.
     pub fn leaf(&self, stem: &str, names: &[&str]) -> Leaf {
+        self.leaf_with_ocsp(stem, names, "http://127.0.0.1:9/")
+    }
+
+    /// As `leaf`, naming `ocsp_url` as its OCSP responder (AIA).
+    pub fn leaf_with_ocsp(&self, stem: &str, names: &[&str], ocsp_url: &str) -> Leaf {
         let key = self.dir.join(format!("{stem}.key"));
         let csr = self.dir.join(format!("{stem}.csr"));
         let cert = self.dir.join(format!("{stem}.crt"));
@@ -60,7 +65,7 @@ impl Pki {
         std::fs::write(
             &ext,
             format!(
-                "subjectAltName={}\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:9/\n",
+                "subjectAltName={}\nauthorityInfoAccess=OCSP;URI:{ocsp_url}\n",
                 sans.join(",")
             ),
         )
@@ -107,6 +112,49 @@ impl Pki {
             .trim_start_matches("serial=")
             .to_owned();
         Leaf { cert, key, serial }
+    }
+
+    /// Starts `openssl ocsp` as the CA's responder on loopback `port`, answering "good" for `leaf` with
+    /// responses valid for `minutes`, for at most `requests` requests (it exits after those).
+    pub fn ocsp_responder(&self, leaf: &Leaf, port: u16, minutes: u32, requests: u32) -> crate::Process {
+        let index = self.dir.join(format!("responder-{port}.index"));
+        std::fs::write(
+            &index,
+            format!("V\t301231000000Z\t\t{}\tunknown\t/CN=test\n", leaf.serial),
+        )
+        .unwrap();
+        let (port, minutes, requests) = (port.to_string(), minutes.to_string(), requests.to_string());
+        let ca = self.ca_cert.to_str().unwrap();
+        let args = [
+            "ocsp",
+            "-index",
+            index.to_str().unwrap(),
+            "-port",
+            &port,
+            "-rsigner",
+            ca,
+            "-rkey",
+            self.ca_key.to_str().unwrap(),
+            "-CA",
+            ca,
+            "-nmin",
+            &minutes,
+            "-nrequest",
+            &requests,
+            "-ignore_err",
+        ];
+        let mut p = crate::Process::start(&format!("ocsp-{port}"), std::path::Path::new("openssl"), &args, &[]);
+        // Not `wait_for_port`: OpenSSL 3.0's responder serves one connection at a time, and one closed without
+        // a request (a port probe) stalls it for good; its log says when it accepts.
+        let up = crate::eventually(std::time::Duration::from_secs(10), || {
+            p.log().contains("waiting for OCSP client connections")
+        });
+        assert!(
+            up && p.exited().is_none(),
+            "the OCSP responder did not start:\n{}",
+            p.log()
+        );
+        p
     }
 
     /// A signed "good" OCSP response (DER) for `leaf`, as a CA's responder would give it.

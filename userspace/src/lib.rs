@@ -14,6 +14,7 @@ pub mod net;
 pub mod policy;
 pub mod proxy;
 pub mod telemetry;
+pub mod tls;
 pub mod waf;
 pub mod waf_test;
 pub mod xdp;

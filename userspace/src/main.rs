@@ -87,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Certificates of a running daemon: what is served, when it expires, ACME renewal state.
+    Ssl {
+        #[command(subcommand)]
+        command: SslCommand,
+    },
     /// A demo upstream that echoes each request as JSON (used by `cargo xtask run` and the tests).
     EchoUpstream {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -242,6 +247,21 @@ enum WafCommand {
         body: String,
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SslCommand {
+    /// Every served certificate (source, expiry, OCSP staple) and the ACME renewal state.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Renew the ACME certificate for DOMAIN now.
+    Renew {
+        domain: String,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -463,6 +483,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ssl {
+            command: SslCommand::Status { remote },
+        } => remote_call(async move { rampart::cli::ssl::status(&remote.admin, remote.json).await }),
+        Command::Ssl {
+            command: SslCommand::Renew { domain, remote },
+        } => remote_call(async move { rampart::cli::ssl::renew(&remote.admin, &domain, remote.json).await }),
         Command::EchoUpstream { listen, name, delay_ms } => {
             let options = rampart::echo_upstream::EchoOptions {
                 name,

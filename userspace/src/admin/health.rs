@@ -1,5 +1,6 @@
 //! `GET /health`: overall status and per-component state. `degraded` whenever a component the configuration
-//! asked for is not working (for example XDP requested but not loaded or not attached), so it is never silent.
+//! asked for is not working (for example XDP requested but not loaded or not attached, or the ACME server
+//! failing to renew the certificate), so it is never silent.
 
 use std::sync::Arc;
 
@@ -36,6 +37,21 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
             "redis": f.redis,
         }),
     };
+    let acme = state.renewer.as_ref().map(|r| r.status());
+    let acme_degraded = acme.as_ref().and_then(crate::tls::renew::RenewStatus::degraded);
+    if acme_degraded.is_some() {
+        degraded.push("acme");
+    }
+    let acme_json = match (&acme, &acme_degraded) {
+        (None, _) => json!({ "status": "disabled" }),
+        (Some(s), reason) => json!({
+            "status": if reason.is_some() { "degraded" } else { "healthy" },
+            "reason": reason,
+            "next_retry": s.next_retry,
+            "renew_at": s.renew_at,
+            "last_success": s.last_success,
+        }),
+    };
     let lists_enforced_by = if state.lists.is_enforced_at_l7() { "l7" } else { "xdp" };
     let body = json!({
         "status": if degraded.is_empty() { "healthy" } else { "degraded" },
@@ -50,6 +66,7 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
                 "lists_enforced_by": lists_enforced_by,
             },
             "fleet": fleet,
+            "acme": acme_json,
         },
     });
     // Degraded still serves traffic: 200, so load balancers keep the node; the body says what is wrong.

@@ -15,6 +15,7 @@ mod dashboard;
 mod error;
 mod health;
 mod rate_limit;
+mod ssl;
 mod system;
 mod upstreams;
 mod waf_rules;
@@ -54,6 +55,8 @@ pub struct AdminState {
     pub xdp: XdpState,
     /// The fleet link, when `fleet.enabled`.
     pub fleet: Option<Arc<crate::fleet::FleetStatus>>,
+    /// The ACME certificate lifecycle, when `ssl.auto_provision` is on.
+    pub renewer: Option<Arc<crate::tls::renew::Renewer>>,
     pub started: Instant,
 }
 
@@ -183,6 +186,13 @@ pub fn routes(auth: Arc<Auth>, metrics_path: &str, health_path: &str) -> (Router
         "/admin/proxy/cache/clear",
         OPERATOR,
         delete(cache::clear),
+    )
+    .add(Method::GET, "/admin/ssl/certificates", VIEWER, get(ssl::list))
+    .add(
+        Method::POST,
+        "/admin/ssl/certificates/{domain}/renew",
+        OPERATOR,
+        post(ssl::renew),
     )
     .add(Method::GET, "/admin/system/status", VIEWER, get(system::status))
     .add(Method::GET, "/admin/system/logs", OPERATOR, get(system::logs))

@@ -216,7 +216,7 @@ pub async fn monitor_health(admin: &str, json: bool) -> anyhow::Result<()> {
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
-fn percent(v: &str) -> String {
+pub(super) fn percent(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

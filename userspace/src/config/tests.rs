@@ -258,3 +258,30 @@ fn route_header_rewrites_that_cannot_be_sent_are_errors_naming_the_field() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn a_wildcard_without_a_dns_hook_and_acme_without_tls_are_errors_naming_the_key() {
+    let found = issues(&format!(
+        "{UPSTREAM}ssl:\n  auto_provision: true\n  acme:\n    domains: [example.com, \"*.example.com\", \"bad name\"]\n"
+    ));
+    let text: Vec<String> = found.iter().map(|f| format!("{}: {}", f.path, f.message)).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("ssl.auto_provision: needs ssl.enabled")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("ssl.acme.domains[1]: wildcard `*.example.com` can only be validated by dns-01")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("ssl.acme.domains[2]: `bad name` is not a DNS name")),
+        "{text:?}"
+    );
+    let ok = format!(
+        "{UPSTREAM}ssl:\n  enabled: true\n  auto_provision: true\n  acme:\n    domains: [example.com, \"*.example.com\"]\n    dns_hook: /bin/true\n"
+    );
+    load(&ok).expect("a wildcard with a DNS hook is valid");
+}

@@ -206,6 +206,15 @@ fn ssl(c: &Config, out: &mut Vec<Finding>) {
             "auto_provision needs at least one domain".into(),
         ));
     }
+    if s.auto_provision && !s.enabled {
+        out.push((
+            at("ssl.auto_provision"),
+            "needs ssl.enabled: true (automatic certificates are served by the TLS listener)".into(),
+        ));
+    }
+    if s.auto_provision {
+        acme(s, out);
+    }
     if s.protocols.is_empty() {
         out.push((at("ssl.protocols"), "at least one protocol version is required".into()));
     }
@@ -216,6 +225,50 @@ fn ssl(c: &Config, out: &mut Vec<Finding>) {
                 "at least one domain is required".into(),
             ));
         }
+    }
+}
+
+/// ACME settings that cannot work: a wildcard without a DNS hook (only dns-01 can validate one), dns-01
+/// without a hook, names that are not DNS names, a zero check interval.
+fn acme(s: &crate::config::schema::SslConfig, out: &mut Vec<Finding>) {
+    use crate::config::schema::ChallengeType;
+    let a = &s.acme;
+    if a.challenge_type == ChallengeType::Dns01 && a.dns_hook.is_none() {
+        out.push((
+            at("ssl.acme.dns_hook"),
+            "challenge_type dns-01 needs a dns_hook that publishes the TXT records".into(),
+        ));
+    }
+    for (i, d) in a.domains.iter().enumerate() {
+        let path = at("ssl.acme.domains").child_index(i);
+        let base = d.strip_prefix("*.").unwrap_or(d);
+        let valid_label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if base.len() > 253 || !base.split('.').all(valid_label) || !base.contains('.') && base != "localhost" {
+            out.push((
+                path,
+                format!("`{d}` is not a DNS name (like example.com or *.example.com)"),
+            ));
+        } else if d.starts_with("*.") && a.dns_hook.is_none() {
+            out.push((
+                path,
+                format!("wildcard `{d}` can only be validated by dns-01: set ssl.acme.dns_hook"),
+            ));
+        }
+    }
+    if s.renewal.check_interval == 0 {
+        out.push((at("ssl.renewal.check_interval"), "must be at least 1 second".into()));
+    }
+    if s.renewal.retry_initial == 0 || s.renewal.retry_max < s.renewal.retry_initial {
+        out.push((
+            at("ssl.renewal.retry_initial"),
+            "must be at least 1 second and at most ssl.renewal.retry_max".into(),
+        ));
     }
 }
 

@@ -27,6 +27,9 @@ use crate::policy::escalation::Escalation;
 use crate::proxy::metrics::{ProxyMetrics, UpstreamCollector};
 use crate::proxy::{LiveRuntime, Proxy};
 use crate::telemetry::metrics::Metrics;
+use crate::tls::CertHub;
+use crate::tls::expiry::ExpiryCollector;
+use crate::tls::renew::Renewer;
 use crate::xdp::{self, ListKind, geo::CountryLookup};
 
 pub use support::check as unsupported;
@@ -72,7 +75,20 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     let mut tasks = tokio::task::JoinSet::new();
     let fleet = start_fleet(&config, &lists, &metrics, &mut tasks, &shutdown_rx).await?;
     let proxy_metrics = Arc::new(ProxyMetrics::new(metrics.registry()).context("registering proxy metrics")?);
-    let live = Arc::new(LiveRuntime::new(config.clone(), source).context("building the proxy configuration")?);
+    let hub = Arc::new(CertHub::new(config.ssl.enabled && config.ssl.auto_provision));
+    let live =
+        Arc::new(LiveRuntime::new(config.clone(), source, hub.clone()).context("building the proxy configuration")?);
+    let renewer = (config.ssl.enabled && config.ssl.auto_provision)
+        .then(|| Renewer::start(&config.ssl, hub.clone(), !config.ssl.certificates.is_empty()));
+    {
+        let live = live.clone();
+        let expiry =
+            ExpiryCollector::new(move || live.served_certificates()).context("the certificate expiry metric")?;
+        metrics
+            .registry()
+            .register(Box::new(expiry))
+            .context("registering the certificate expiry metric")?;
+    }
     metrics
         .registry()
         .register(Box::new(
@@ -124,6 +140,18 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         listeners.push((listener, Transport::Tls));
     }
     IoPlan::choose(&config.server).serve(&mut tasks, listeners, &proxy, &lists, limits, &shutdown_rx)?;
+    // After the listeners: http-01 and tls-alpn-01 validation reach the CA through them.
+    if let Some(r) = &renewer {
+        tasks.spawn(r.clone().run(shutdown_rx.clone()));
+    }
+    if config.ssl.enabled && config.ssl.ocsp_stapling.enabled {
+        let live = live.clone();
+        tasks.spawn(crate::tls::ocsp::run(
+            config.ssl.ocsp_stapling.clone(),
+            move || live.served_certificates(),
+            shutdown_rx.clone(),
+        ));
+    }
     tasks.spawn(reload_on_signal(live.clone(), shutdown_rx.clone()));
     tasks.spawn(reload_on_change(live.clone(), shutdown_rx.clone()));
 
@@ -149,6 +177,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
                 maps: kernel.maps.clone(),
             },
             fleet,
+            renewer: renewer.clone(),
             started,
         });
         let app = admin::router(

@@ -19,7 +19,6 @@ pub fn check(c: &Config) -> Unsupported {
             fatal.push(format!("{what} is not supported by this build yet"));
         }
     };
-    fatal_if(c.ssl.auto_provision, "ssl.auto_provision (ACME)");
     fatal_if(
         c.metrics.prometheus.port.is_some(),
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",

@@ -205,6 +205,13 @@ async fn connection<S: AsyncRead + AsyncWrite + h1::ReadReady + Unpin + Send + '
             let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream))
                 .await
                 .map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
+            if tls.get_ref().1.alpn_protocol() == Some(crate::tls::challenge::ACME_TLS_ALPN) {
+                // A tls-alpn-01 validation: the handshake itself was the answer (RFC 8737); no HTTP follows.
+                debug!(%peer, "tls-alpn-01 validation handshake answered");
+                let mut tls = tls;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+                return Ok(());
+            }
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                 serve_h2(tls, conn, proxy, &h2, watcher).await
             } else {

@@ -1,10 +1,13 @@
 //! TLS termination with rustls: certificates chosen by SNI (exact names, then one-label wildcards, then the
 //! first configured certificate as the default), protocol versions and cipher suites from `ssl`, ALPN `h2` and
 //! `http/1.1`, session resumption (tickets and a server-side cache sized from `ssl.session_cache.size`), and OCSP
-//! responses stapled from `ocsp_response_file`.
+//! responses stapled from `ocsp_response_file` (or fetched by `tls::ocsp`), and the tls-alpn-01 validation
+//! certificate for handshakes offering only ALPN `acme-tls/1`.
 //!
 //! A `TlsSetup` is built from one configuration and is immutable: reloading certificates builds a new one and
 //! swaps it in, so handshakes in progress finish with the old certificates and connections are never dropped.
+//! Certificates from ACME live in the shared `tls::CertHub` instead, which the resolver consults at every
+//! handshake, so a renewal needs no rebuild at all.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 
 use crate::config::schema::{SslConfig, TlsProtocol};
+use crate::tls::challenge::ACME_TLS_ALPN;
+use crate::tls::{CertHub, CertSet, CertSource, ServedCert};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -44,6 +49,8 @@ const SESSION_ENTRY_BYTES: u64 = 512;
 /// Everything the TLS listener needs from one configuration.
 pub struct TlsSetup {
     pub config: Arc<ServerConfig>,
+    /// The certificates from `ssl.certificates`.
+    pub certs: Arc<CertSet>,
     /// `Strict-Transport-Security` for responses on TLS connections, when configured.
     pub hsts: Option<HeaderValue>,
     /// Files the setup was built from, watched for changes.
@@ -52,7 +59,7 @@ pub struct TlsSetup {
 
 /// Names → values by SNI rules: exact name, then a wildcard covering exactly one label, then the default.
 #[derive(Debug)]
-struct SniMap<T> {
+pub(crate) struct SniMap<T> {
     exact: HashMap<String, T>,
     /// `(".example.com", value)` for `*.example.com`.
     wildcard: Vec<(String, T)>,
@@ -60,7 +67,7 @@ struct SniMap<T> {
 }
 
 impl<T: Clone> SniMap<T> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             exact: HashMap::new(),
             wildcard: Vec::new(),
@@ -68,7 +75,7 @@ impl<T: Clone> SniMap<T> {
         }
     }
 
-    fn insert(&mut self, domain: &str, value: T) {
+    pub(crate) fn insert(&mut self, domain: &str, value: T) {
         let d = domain.trim().to_ascii_lowercase();
         match d.strip_prefix('*') {
             Some(suffix) if suffix.starts_with('.') => self.wildcard.push((suffix.to_owned(), value.clone())),
@@ -79,10 +86,14 @@ impl<T: Clone> SniMap<T> {
         self.default.get_or_insert(value);
     }
 
+    #[cfg(test)]
     fn pick(&self, name: Option<&str>) -> Option<T> {
-        let Some(name) = name.map(str::to_ascii_lowercase) else {
-            return self.default.clone();
-        };
+        name.and_then(|n| self.find(n)).or_else(|| self.default.clone())
+    }
+
+    /// The value for `name` by exact match, then a one-label wildcard; no default.
+    pub(crate) fn find(&self, name: &str) -> Option<T> {
+        let name = name.to_ascii_lowercase();
         if let Some(v) = self.exact.get(&name) {
             return Some(v.clone());
         }
@@ -92,17 +103,45 @@ impl<T: Clone> SniMap<T> {
                 return Some(v.clone());
             }
         }
+        None
+    }
+
+    /// The first value inserted: what a handshake without a matching name gets.
+    pub(crate) fn default_value(&self) -> Option<T> {
         self.default.clone()
     }
 }
 
-/// Chooses the certificate for a handshake by SNI.
-#[derive(Debug)]
-struct SniResolver(SniMap<Arc<CertifiedKey>>);
+/// Chooses the certificate for a handshake by SNI: a configured file certificate for the name, else a
+/// managed (ACME) one, else the first file certificate, else the first managed one. A handshake offering ALPN
+/// `acme-tls/1` is a tls-alpn-01 validation and gets the challenge certificate for its name or nothing.
+struct SniResolver {
+    files: Arc<CertSet>,
+    hub: Arc<CertHub>,
+}
+
+impl std::fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SniResolver").finish_non_exhaustive()
+    }
+}
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.0.pick(hello.server_name())
+        let name = hello.server_name();
+        if self.hub.alpn_challenges
+            && hello
+                .alpn()
+                .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN))
+        {
+            return name.and_then(|n| self.hub.challenges.tls_alpn01_cert(n));
+        }
+        let managed = self.hub.managed();
+        let cert = name
+            .and_then(|n| self.files.find(n).or_else(|| managed.find(n)))
+            .or_else(|| self.files.default_cert())
+            .or_else(|| managed.default_cert())?;
+        Some(cert.for_handshake())
     }
 }
 
@@ -157,9 +196,11 @@ fn read(index: usize, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-pub fn build(ssl: &SslConfig) -> Result<TlsSetup, TlsError> {
+/// Builds the TLS setup of one configuration generation. `previous` is the running generation's, whose
+/// fetched OCSP responses carry over to unchanged certificates.
+pub fn build(ssl: &SslConfig, hub: &Arc<CertHub>, previous: Option<&TlsSetup>) -> Result<TlsSetup, TlsError> {
     let provider = provider(ssl)?;
-    let mut resolver = SniMap::new();
+    let mut certs = Vec::new();
     let mut files = Vec::new();
     for (index, cert) in ssl.certificates.iter().enumerate() {
         let cert_err = |message: String| TlsError::Certificate { index, message };
@@ -180,25 +221,41 @@ pub fn build(ssl: &SslConfig) -> Result<TlsSetup, TlsError> {
         let key = PrivateKeyDer::from_pem_slice(&read(index, &cert.key_file)?)
             .map_err(|e| cert_err(format!("{}: {e}", cert.key_file.display())))?;
         files.push(cert.key_file.clone());
-        let mut certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
-            cert_err(format!(
-                "{} does not match {}: {e}",
-                cert.key_file.display(),
-                cert.cert_file.display()
-            ))
-        })?;
+        let what = cert.cert_file.display().to_string();
+        let served = ServedCert::new(
+            chain,
+            key,
+            &provider,
+            CertSource::File,
+            Some(cert.cert_file.clone()),
+            &what,
+        )
+        .map_err(|e| cert_err(e.to_string()))?;
         if let Some(ocsp) = &cert.ocsp_response_file {
-            certified.ocsp = Some(read(index, ocsp)?);
+            let der = read(index, ocsp)?;
+            match crate::tls::ocsp::response_times(&der) {
+                Ok((this_update, next_update)) => served.set_staple(der, this_update, next_update, true),
+                Err(e) => {
+                    tracing::warn!(file = %ocsp.display(), error = %e, "OCSP response file is not readable as OCSP; stapling it as it is");
+                    served.set_staple(der, 0, None, true);
+                }
+            }
             files.push(ocsp.clone());
         }
-        let certified = Arc::new(certified);
-        for domain in &cert.domains {
-            resolver.insert(domain, Arc::clone(&certified));
+        if let Some(old) = previous.and_then(|p| p.certs.with_leaf(served.leaf_der())) {
+            served.inherit_staple(old);
         }
+        let names = if cert.domains.is_empty() {
+            served.info.names.clone()
+        } else {
+            cert.domains.clone()
+        };
+        certs.push((names, Arc::new(served)));
     }
-    if resolver.default.is_none() {
+    if certs.is_empty() && !ssl.auto_provision {
         return Err(TlsError::Config("no certificate configured".into()));
     }
+    let certs = Arc::new(CertSet::new(certs));
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = ssl
         .protocols
         .iter()
@@ -211,8 +268,16 @@ pub fn build(ssl: &SslConfig) -> Result<TlsSetup, TlsError> {
         .with_protocol_versions(&versions)
         .map_err(|e| TlsError::Config(format!("protocols {:?} with the chosen ciphers: {e}", ssl.protocols)))?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver(resolver)));
+        .with_cert_resolver(Arc::new(SniResolver {
+            files: Arc::clone(&certs),
+            hub: Arc::clone(hub),
+        }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if hub.alpn_challenges {
+        // Last: rustls picks the first of its own protocols the client offers, so only a client offering
+        // nothing else (the ACME validator) negotiates it.
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     if ssl.session_cache.enabled {
         let entries = usize::try_from(ssl.session_cache.size.get() / SESSION_ENTRY_BYTES)
             .unwrap_or(usize::MAX)
@@ -237,6 +302,7 @@ pub fn build(ssl: &SslConfig) -> Result<TlsSetup, TlsError> {
     });
     Ok(TlsSetup {
         config: Arc::new(config),
+        certs,
         hsts,
         files,
     })

@@ -1,6 +1,9 @@
 //! The request pipeline: what happens to a request between the listener and the upstream.
 //!
 //! Phases, in order, each a function below with its contract:
+//! 0. `acme_challenge` — an ACME http-01 validation request for a token Rampart is waiting on is answered
+//!    with its key authorization, before any limit, inspection, route or redirect can interfere; any other
+//!    request (other paths, unknown tokens) goes on unchanged.
 //! 1. `admit`    — size limits; may answer itself (413).
 //!    `limit`    — rate limits and the rate-limit blacklist (`policy_phase`): 429 with `Retry-After` and
 //!    `RateLimit-*` headers. Refusals here and blocks by the WAF phase are offences that escalation
@@ -157,6 +160,9 @@ impl Proxy {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        if let Some(answer) = acme_challenge(&req, &self.live.hub().challenges) {
+            return (answer, None);
+        }
         if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
             return (answer, None);
         }
@@ -256,6 +262,21 @@ impl Proxy {
     pub fn metrics(&self) -> &Arc<ProxyMetrics> {
         &self.metrics
     }
+}
+
+/// The key authorization for an http-01 validation of a token an open ACME order is waiting on.
+fn acme_challenge<B>(req: &Request<B>, challenges: &crate::tls::Challenges) -> Option<Response<ResponseBody>> {
+    let path = req.uri().path();
+    if !path.starts_with(crate::tls::challenge::HTTP01_PREFIX) {
+        return None;
+    }
+    let answer = challenges.http01_answer(path)?;
+    let mut resp = local_response(StatusCode::OK, &answer);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(resp)
 }
 
 /// Refuses requests that declare a body over `server.max_request_size`; bodies without a length are
@@ -413,5 +434,86 @@ mod tests {
         assert_eq!(strip_on_boundary("/api", "/api"), Some(""));
         assert_eq!(strip_on_boundary("/apix", "/api"), None);
         assert_eq!(strip_on_boundary("/api/x", "/api/"), Some("x"));
+    }
+
+    fn waf_inspected(registry: &prometheus::Registry) -> f64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "rampart_waf_requests_total")
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()))
+            .sum()
+    }
+
+    /// An http-01 validation is answered before every other phase: a limit, a redirect or the WAF (here in
+    /// blocking mode, facing a query it blocks anywhere else) never sees it, and only tokens an order waits
+    /// on are answered.
+    #[tokio::test]
+    async fn an_acme_challenge_is_answered_before_limits_routes_and_the_waf() {
+        let yaml = "server:\n  max_request_size: 10\n\
+                    proxy:\n  upstreams:\n    - {name: app, servers: [{host: 127.0.0.1, port: 9}]}\n\
+                    \x20 routes:\n    - {pattern: /*, upstream: app}\n\
+                    waf:\n  enabled: true\n  mode: block\n  overrides_file: /nonexistent/rampart-test-overrides.json\n\
+                    xdp:\n  enabled: false\n";
+        let config = crate::config::load_str(yaml, "test.yaml", Vec::new()).expect("config");
+        let hub = Arc::new(crate::tls::CertHub::new(false));
+        hub.challenges.set_http01("tok-1", "tok-1.thumbprint");
+        let live = Arc::new(LiveRuntime::new(config, None, Arc::clone(&hub)).expect("runtime"));
+        let registry = prometheus::Registry::new();
+        let proxy = Proxy::new(
+            live,
+            Arc::new(ProxyMetrics::new(&registry).expect("metrics")),
+            None,
+            true,
+        );
+        let conn = Connection {
+            peer: "127.0.0.1:40000".parse().expect("addr"),
+            client: "127.0.0.1".parse().expect("addr"),
+            tls: false,
+        };
+        let attack = "?q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+        let request = |path: String| {
+            Request::builder()
+                .uri(path)
+                .header(header::HOST, "www.rampart.test")
+                .header(header::CONTENT_LENGTH, "100")
+                .body(Full::new(Bytes::from(vec![b'x'; 100])))
+                .expect("request")
+        };
+        let resp = proxy
+            .handle(request(format!("/.well-known/acme-challenge/tok-1{attack}")), conn)
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"tok-1.thumbprint");
+        assert_eq!(waf_inspected(&registry), 0.0, "the WAF saw the validation request");
+
+        // Anything else goes through the pipeline: an unknown token meets the size limit, and without the
+        // oversized body the WAF blocks the same query.
+        let resp = proxy
+            .handle(request(format!("/.well-known/acme-challenge/other{attack}")), conn)
+            .await;
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let resp = proxy
+            .handle(
+                Request::builder()
+                    .uri(format!("/.well-known/acme-challenge/other{attack}"))
+                    .header(header::HOST, "www.rampart.test")
+                    .body(Full::new(Bytes::new()))
+                    .expect("request"),
+                conn,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(waf_inspected(&registry), 1.0);
+        hub.challenges.clear_http01("tok-1");
+        let resp = proxy
+            .handle(request("/.well-known/acme-challenge/tok-1".into()), conn)
+            .await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a cleared token is not answered"
+        );
     }
 }

@@ -24,6 +24,7 @@ use crate::config::{self, Config};
 use crate::net::tls::{self, TlsSetup};
 use crate::policy::ratelimit::store::Store;
 use crate::policy::ratelimit::{RateLimitError, RateLimiter};
+use crate::tls::{CertHub, ServedCert};
 use crate::waf::headers::{HeaderError, ResponseHeaders};
 use crate::waf::policy::RuleState;
 use crate::waf::rules::{CustomRules, RuleError};
@@ -103,6 +104,7 @@ impl Runtime {
         version: u64,
         overrides: &Overrides,
         custom: &CustomOverlay,
+        hub: &Arc<CertHub>,
     ) -> Result<Self, ReloadError> {
         let custom_rules = CustomRules::build(&custom.apply(&config.waf.custom_rules))?;
         let countries = match &config.waf.geo_blocking.geoip_database {
@@ -123,7 +125,7 @@ impl Runtime {
         let security_headers = ResponseHeaders::build(&config.waf.security_headers)?;
         let rate_limits = RateLimiter::build(&config.waf.rate_limiting)?;
         let tls = if config.ssl.enabled {
-            Some(tls::build(&config.ssl)?)
+            Some(tls::build(&config.ssl, hub, previous.and_then(|p| p.tls.as_ref()))?)
         } else {
             None
         };
@@ -164,6 +166,8 @@ pub struct LiveRuntime {
     /// file they are kept in.
     custom: Mutex<CustomOverlay>,
     custom_file: PathBuf,
+    /// Certificate state every generation shares (ACME certificates, challenge answers).
+    hub: Arc<CertHub>,
 }
 
 /// Custom rule changes made at run time: rules set (added or replacing a configured one by name) and
@@ -217,12 +221,12 @@ pub enum RuleChangeError {
 }
 
 impl LiveRuntime {
-    pub fn new(config: Config, source: Option<PathBuf>) -> Result<Self, ReloadError> {
+    pub fn new(config: Config, source: Option<PathBuf>, hub: Arc<CertHub>) -> Result<Self, ReloadError> {
         let overrides_file = overrides_path(&config);
         let overrides = load_overrides(&overrides_file);
         let custom_file = overrides_file.with_file_name("custom-rules.json");
         let custom = load_json::<CustomOverlay>(&custom_file);
-        let first = Runtime::build(config, None, 1, &overrides, &custom)?;
+        let first = Runtime::build(config, None, 1, &overrides, &custom, &hub)?;
         Ok(Self {
             current: ArcSwap::from_pointee(first),
             source,
@@ -231,7 +235,20 @@ impl LiveRuntime {
             overrides_file,
             custom: Mutex::new(custom),
             custom_file,
+            hub,
         })
+    }
+
+    pub fn hub(&self) -> &Arc<CertHub> {
+        &self.hub
+    }
+
+    /// Every certificate the TLS listener can serve now: the current generation's files, then the managed ones.
+    pub fn served_certificates(&self) -> Vec<Arc<ServedCert>> {
+        let rt = self.load();
+        let mut all: Vec<Arc<ServedCert>> = rt.tls.iter().flat_map(|t| t.certs.all.iter().cloned()).collect();
+        all.extend(self.hub.managed().all.iter().cloned());
+        all
     }
 
     /// The WAF rules as in force (`None` when the WAF is off).
@@ -382,7 +399,7 @@ impl LiveRuntime {
         // Held until the swap: a rule change through the admin API meanwhile would otherwise be lost.
         let overrides = self.waf_overrides.lock().unwrap_or_else(|p| p.into_inner());
         let custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
-        let next = Runtime::build(config, Some(&current), version, &overrides, &custom)?;
+        let next = Runtime::build(config, Some(&current), version, &overrides, &custom, &self.hub)?;
         self.current.store(Arc::new(next));
         drop(custom);
         drop(overrides);
@@ -396,7 +413,16 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
     }
-    let checks: [(&'static str, bool); 10] = [
+    let acme = |c: &Config| {
+        (
+            c.ssl.auto_provision,
+            json(&c.ssl.acme),
+            json(&c.ssl.storage),
+            json(&c.ssl.renewal),
+            json(&c.ssl.ocsp_stapling),
+        )
+    };
+    let checks: [(&'static str, bool); 11] = [
         ("server.host", old.server.host != new.server.host),
         ("server.port", old.server.port != new.server.port),
         ("server.workers", old.server.workers != new.server.workers),
@@ -414,6 +440,10 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         ("metrics", json(&old.metrics) != json(&new.metrics)),
         // Scores and bans outlive generations, so their settings are fixed at start.
         ("waf.auto_ban", json(&old.waf.auto_ban) != json(&new.waf.auto_ban)),
+        (
+            "ssl.auto_provision / ssl.acme / ssl.storage / ssl.renewal / ssl.ocsp_stapling",
+            acme(old) != acme(new),
+        ),
     ];
     checks.into_iter().find(|(_, changed)| *changed).map(|(what, _)| what)
 }

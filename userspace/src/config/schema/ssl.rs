@@ -13,7 +13,7 @@ pub struct SslConfig {
     pub enabled: bool,
     /// Port of the TLS listener (the plain listener stays on `server.port`). Default 8443.
     pub port: Port,
-    /// Obtain and renew certificates for `acme.domains` automatically. Default false.
+    /// Obtain and renew a certificate for `acme.domains` automatically (needs `enabled`). Default false.
     pub auto_provision: bool,
     /// Certificates loaded from files, chosen by SNI. Default none.
     pub certificates: Vec<CertificateConfig>,
@@ -74,6 +74,8 @@ pub struct CertificateConfig {
     pub ocsp_response_file: Option<PathBuf>,
 }
 
+/// Automatic certificates from an ACME server (Let's Encrypt or any RFC 8555 CA), used when
+/// `ssl.auto_provision` is true. One SAN certificate covers every name in `domains`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AcmeConfig {
@@ -82,15 +84,30 @@ pub struct AcmeConfig {
     /// Account contact address. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Names to obtain certificates for. Default none.
+    /// Names to obtain one certificate for; `*.example.com` needs `dns_hook` (wildcards are validated by
+    /// dns-01 only). Default none.
     pub domains: Vec<String>,
-    /// Challenge to answer. Default `http-01`.
+    /// Challenge to answer for non-wildcard names: `http-01` on the plain listener (`server.port`, which the
+    /// CA reaches on port 80), `tls-alpn-01` on the TLS listener (`ssl.port`, reached on 443) or `dns-01`
+    /// through `dns_hook`. Default `http-01`.
     pub challenge_type: ChallengeType,
     /// Key algorithm of issued certificates. Default `ecdsa256`.
     pub key_type: KeyType,
-    /// PEM CA bundle to trust for the ACME server (for private or test CAs). Default: system roots.
+    /// PEM CA certificate to trust for the ACME server's own HTTPS (for private or test CAs). Default: the
+    /// system roots.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Program that publishes dns-01 TXT records, run as `HOOK set <record> <value>` before validation and
+    /// `HOOK clear <record> <value>` after it (record is `_acme-challenge.<domain>`); exit status 0 means
+    /// done. Needed for dns-01 and for wildcard names. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_hook: Option<PathBuf>,
+    /// Seconds to wait after the hook set the records before asking the CA to look (DNS propagation).
+    /// Default 10.
+    pub dns_propagation_delay: u64,
+    /// Seconds one issuance (order, validation, finalisation, download) may take before it counts as a
+    /// failure. Default 120.
+    pub order_timeout: u64,
 }
 
 impl Default for AcmeConfig {
@@ -102,6 +119,9 @@ impl Default for AcmeConfig {
             challenge_type: ChallengeType::Http01,
             key_type: KeyType::Ecdsa256,
             ca_file: None,
+            dns_hook: None,
+            dns_propagation_delay: 10,
+            order_timeout: 120,
         }
     }
 }
@@ -149,9 +169,11 @@ impl Default for SessionCacheConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OcspStaplingConfig {
-    /// Staple OCSP responses. Default false.
+    /// Fetch OCSP responses from the responder each certificate names (its AIA extension), staple them, and
+    /// refresh them half-way to their `nextUpdate`; a response past its `nextUpdate` is no longer stapled.
+    /// Responses from `ocsp_response_file` are stapled either way. Default false.
     pub enabled: bool,
-    /// Memory for cached responses. Default 1MB.
+    /// Memory for cached responses; responses beyond it are not stapled. Default 1MB.
     pub cache_size: ByteSize,
     /// Seconds allowed for a responder query. Default 10.
     pub timeout: u64,
@@ -181,9 +203,10 @@ pub struct TlsSecurityConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CertStorageConfig {
-    /// Directory for issued certificates, keys and the ACME account. Default `/var/lib/rampart/certs`.
+    /// Directory for issued certificates, keys and the ACME account (keys and account written with mode
+    /// 0600, directories 0700). Default `/var/lib/rampart/certs`.
     pub path: PathBuf,
-    /// Keep the previous certificate when a new one is installed. Default true.
+    /// Copy the previous certificate and key aside before a new one replaces them. Default true.
     pub backup_enabled: bool,
     /// Where backups go; default `<path>/backup`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -200,16 +223,26 @@ impl Default for CertStorageConfig {
     }
 }
 
+/// When automatic certificates are renewed, and what happens after.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RenewalConfig {
-    /// Renew this many days before expiry. Default 30.
+    /// Renew this many days before expiry, but never before half of the certificate's lifetime has passed
+    /// (so short-lived certificates are not renewed in a loop). Default 30.
     pub days_before_expiry: u32,
     /// Seconds between expiry checks. Default 86400.
     pub check_interval: u64,
-    /// Script run after a certificate is renewed. Default none.
+    /// Seconds before the first retry after a failed renewal; each further failure doubles it (with
+    /// jitter) up to `retry_max`. Default 60.
+    pub retry_initial: u64,
+    /// Longest wait between retries, in seconds. Default 3600.
+    pub retry_max: u64,
+    /// Program run after a certificate is installed, with `RAMPART_CERT_DOMAINS`, `RAMPART_CERT_FILE` and
+    /// `RAMPART_KEY_FILE` in its environment. Its failure is logged, never fatal. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_renewal_script: Option<PathBuf>,
+    /// Seconds `post_renewal_script` may run before it is killed. Default 60.
+    pub post_renewal_timeout: u64,
 }
 
 impl Default for RenewalConfig {
@@ -217,7 +250,10 @@ impl Default for RenewalConfig {
         Self {
             days_before_expiry: 30,
             check_interval: 86_400,
+            retry_initial: 60,
+            retry_max: 3600,
             post_renewal_script: None,
+            post_renewal_timeout: 60,
         }
     }
 }

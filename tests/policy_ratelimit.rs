@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)] // a test reports failure by panicking
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rampart_tests::http1::Client;
@@ -120,42 +119,6 @@ fn fixed_and_sliding_windows_hold_their_limits_through_the_proxy() {
         c.get("/other", &[("x-forwarded-for", "198.51.100.9")]).unwrap().status,
         200
     );
-}
-
-/// A redis-server of our own on a free loopback port, killed by PID on drop.
-struct Redis {
-    process: Process,
-    port: u16,
-}
-
-fn start_redis() -> Redis {
-    let port = free_port();
-    let bin = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("redis-server is not installed: run `cargo xtask setup`");
-    let port_s = port.to_string();
-    let mut process = Process::start(
-        &format!("redis-{port}"),
-        Path::new(bin),
-        &[
-            "--port",
-            &port_s,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        &[],
-    );
-    wait_for_port(
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(10),
-        &mut process,
-    );
-    Redis { process, port }
 }
 
 #[test]

@@ -523,3 +523,41 @@ pub fn scrape(admin: &str) -> String {
     assert_eq!(r.status, 200, "{r:?}");
     r.body
 }
+
+/// A redis-server of our own on a loopback port, killed by PID on drop. It keeps nothing on disk, so a
+/// restart on the same port comes back empty.
+pub struct Redis {
+    pub process: Process,
+    pub port: u16,
+}
+
+/// Starts a redis-server on a free loopback port.
+pub fn start_redis() -> Redis {
+    start_redis_on(free_port())
+}
+
+/// Starts a redis-server on `port` of 127.0.0.1 (e.g. again after stopping one there).
+pub fn start_redis_on(port: u16) -> Redis {
+    let bin = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("redis-server is not installed: run `cargo xtask setup`");
+    let port_s = port.to_string();
+    let args = [
+        "--port",
+        &port_s,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    let mut process = Process::start(&format!("redis-{port}"), Path::new(bin), &args, &[]);
+    wait_for_port(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(10),
+        &mut process,
+    );
+    Redis { process, port }
+}

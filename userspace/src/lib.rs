@@ -8,6 +8,7 @@ pub mod cli_status;
 pub mod config;
 pub mod daemon;
 pub mod echo_upstream;
+pub mod fleet;
 pub mod http1;
 pub mod net;
 pub mod policy;

@@ -12,6 +12,7 @@ use crate::process::{capture, clean_command, run};
 /// drive the network-namespace integration tests; openssl makes the TLS tests' certificates and OCSP
 /// responses; h2load (nghttp2-client) drives HTTP/2 multiplexing; redis-server backs the shared rate-limit
 /// tests (started per test on a random loopback port); chromium runs the dashboard's browser test headless;
+/// systemd provides `systemd-analyze`, with which the deployment test verifies `deploy/rampart.service` offline;
 /// pebble (binaries `pebble` and `pebble-challtestsrv`) is the local ACME server the certificate tests issue from.
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
@@ -23,6 +24,7 @@ const PACKAGES: &[&str] = &[
     "nghttp2-client",
     "redis-server",
     "chromium",
+    "systemd",
     "pebble",
 ];
 

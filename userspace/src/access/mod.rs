@@ -5,6 +5,10 @@
 //! When XDP is not running (no privileges, an interface that refuses, or `xdp.enabled: false`), the same lists
 //! are enforced at L7 by [`AccessLists::l7_verdict`], which the listener consults for every connection.
 //! This module decides nothing about *whether* to list an address: callers (admin API, config) do.
+//!
+//! Changes made here by a caller (admin API, auto-ban) are also handed to the fleet publisher when one is
+//! attached ([`AccessLists::publish_to`]); changes that arrive from other nodes come in through
+//! [`AccessLists::apply_remote`], which never hands them on, so a change travels one hop and never loops.
 
 mod matcher;
 pub mod record;
@@ -12,13 +16,14 @@ pub mod record;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aya::maps::MapError;
 use rampart_common::maps::names;
 use rampart_common::{EntrySource, ListEntry};
-use tracing::info;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
 
 use crate::config::types::Cidr;
 use crate::xdp::{self, ListKind, XdpMaps};
@@ -84,6 +89,20 @@ pub enum AccessError {
     Record(#[from] RecordError),
 }
 
+/// A change to the lists, as other nodes of a fleet need to hear about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The prefix is listed (added, or replaced) with this entry.
+    Listed(Entry),
+    /// The prefix was removed from `list` at `at`.
+    Unlisted { list: ListKind, cidr: Cidr, at: SystemTime },
+}
+
+/// Entries that are per node and never shared: each node's configuration file lists its own.
+fn is_shared(source: EntrySource) -> bool {
+    source != EntrySource::Config
+}
+
 /// Addresses a deny entry must never cover, with what they are (e.g. the admin listener).
 pub type Protected = Vec<(IpAddr, &'static str)>;
 
@@ -108,6 +127,8 @@ pub struct AccessLists {
     /// Present when the lists must be enforced at L7 (XDP not covering every configured interface).
     l7: Option<RwLock<(PrefixSet, PrefixSet)>>,
     protected: Protected,
+    /// Where local changes go to be published to the fleet (set once, when the fleet is enabled).
+    publish: OnceLock<mpsc::Sender<Change>>,
 }
 
 impl AccessLists {
@@ -147,6 +168,7 @@ impl AccessLists {
             maps,
             l7: enforce_l7.then(|| RwLock::new((PrefixSet::default(), PrefixSet::default()))),
             protected,
+            publish: OnceLock::new(),
         };
         lists.sync_maps()?;
         lists.refresh_derived(&lists.lock_state());
@@ -179,17 +201,24 @@ impl AccessLists {
         Ok(())
     }
 
+    /// From now on, every change a caller makes to a shared entry (not `config`) is also sent to `tx`. A full
+    /// channel loses the change for the fleet (logged); the periodic resync repairs what it can.
+    pub fn publish_to(&self, tx: mpsc::Sender<Change>) {
+        if self.publish.set(tx).is_err() {
+            warn!("the access lists already have a fleet publisher; ignoring a second one");
+        }
+    }
+
+    fn announce(&self, change: Change) {
+        if let Some(tx) = self.publish.get()
+            && let Err(e) = tx.try_send(change)
+        {
+            warn!(error = %e, "a list change was not handed to the fleet publisher; other nodes learn it at the next resync");
+        }
+    }
+
     /// Lists `entry` (replacing an entry for the same prefix) and returns what was stored.
     pub fn add(&self, list: ListKind, new: NewEntry) -> Result<Listed, AccessError> {
-        if list == ListKind::Deny
-            && let Some((addr, what)) = self.protected.iter().find(|(a, _)| new.cidr.contains(a))
-        {
-            return Err(AccessError::Protected {
-                cidr: new.cidr,
-                addr: *addr,
-                what,
-            });
-        }
         let now = SystemTime::now();
         let listed = Listed {
             entry: Entry {
@@ -202,24 +231,87 @@ impl AccessLists {
             },
             expires_mono_ns: xdp::expiry_after(new.ttl),
         };
+        self.store(&listed)?;
+        if is_shared(listed.entry.source) {
+            self.announce(Change::Listed(listed.entry.clone()));
+        }
+        Ok(listed)
+    }
+
+    /// Writes `listed` to record, map and memory (the record commits only after the map write succeeded).
+    fn store(&self, listed: &Listed) -> Result<(), AccessError> {
+        let (list, cidr) = (listed.entry.list, listed.entry.cidr);
+        if list == ListKind::Deny
+            && let Some((addr, what)) = self.protected.iter().find(|(a, _)| cidr.contains(a))
+        {
+            return Err(AccessError::Protected {
+                cidr,
+                addr: *addr,
+                what,
+            });
+        }
         let mut state = self.lock_state();
         let pending = state.record.upsert(&listed.entry)?;
         if let Some(maps) = &self.maps {
             xdp::lock(&maps.lists)
-                .insert(list, new.cidr, listed.kernel_value())
+                .insert(list, cidr, listed.kernel_value())
                 .map_err(|e| map_error(list, e))?;
         }
         pending.finish()?;
-        state.entries.insert((list, new.cidr), listed.clone());
+        state.entries.insert((list, cidr), listed.clone());
         self.refresh_derived(&state);
-        Ok(listed)
+        Ok(())
+    }
+
+    /// Applies a change another node made, without announcing it (it came from the fleet; announcing it would
+    /// echo it back). An entry that has already expired means the prefix is no longer listed: it is removed
+    /// here rather than written. Returns whether anything changed.
+    pub fn apply_remote(&self, change: &Change) -> Result<bool, AccessError> {
+        let (list, cidr) = match change {
+            Change::Listed(entry) if entry.expires_at.is_none_or(|at| at > SystemTime::now()) => {
+                self.store(&Listed::from_entry(entry.clone()))?;
+                return Ok(true);
+            }
+            Change::Listed(entry) => (entry.list, entry.cidr),
+            Change::Unlisted { list, cidr, .. } => (*list, *cidr),
+        };
+        let mut state = self.lock_state();
+        let removed = self.delete(&mut state, list, cidr)?;
+        self.refresh_derived(&state);
+        Ok(removed.is_some())
+    }
+
+    /// The recorded entry for exactly this prefix, if any (expired or not).
+    pub fn get(&self, list: ListKind, cidr: Cidr) -> Option<Entry> {
+        self.lock_state().entries.get(&(list, cidr)).map(|l| l.entry.clone())
+    }
+
+    /// Every recorded entry that is shared with a fleet (all but `config`), both lists.
+    pub fn shared_entries(&self) -> Vec<Entry> {
+        self.lock_state()
+            .entries
+            .values()
+            .filter(|l| is_shared(l.entry.source))
+            .map(|l| l.entry.clone())
+            .collect()
     }
 
     /// Removes an exact prefix; `Ok(None)` when it was not listed.
     pub fn remove(&self, list: ListKind, cidr: Cidr) -> Result<Option<Listed>, AccessError> {
-        let mut state = self.lock_state();
-        let removed = self.delete(&mut state, list, cidr)?;
-        self.refresh_derived(&state);
+        let removed = {
+            let mut state = self.lock_state();
+            let removed = self.delete(&mut state, list, cidr)?;
+            self.refresh_derived(&state);
+            removed
+        };
+        // Removing a prefix this node did not have is still announced: other nodes may have it.
+        if removed.as_ref().is_none_or(|l| is_shared(l.entry.source)) {
+            self.announce(Change::Unlisted {
+                list,
+                cidr,
+                at: SystemTime::now(),
+            });
+        }
         Ok(removed)
     }
 

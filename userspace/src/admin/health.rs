@@ -30,6 +30,18 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
     } else {
         "healthy"
     };
+    if state.fleet.as_ref().is_some_and(|f| !f.is_up()) {
+        degraded.push("fleet");
+    }
+    let fleet = match &state.fleet {
+        None => json!({ "status": "disabled" }),
+        Some(f) => json!({
+            "status": if f.is_up() { "healthy" } else { "degraded" },
+            "reason": (!f.is_up()).then_some("Redis unreachable: lists are enforced locally, changes are queued"),
+            "node_id": f.node_id,
+            "redis": f.redis,
+        }),
+    };
     let acme = state.renewer.as_ref().map(|r| r.status());
     let acme_degraded = acme.as_ref().and_then(crate::tls::renew::RenewStatus::degraded);
     if acme_degraded.is_some() {
@@ -63,6 +75,7 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> (StatusCode, Json<V
                 "attached": attachments,
                 "lists_enforced_by": lists_enforced_by,
             },
+            "fleet": fleet,
             "acme": acme_json,
         },
     });

@@ -55,6 +55,8 @@ pub struct AdminState {
     pub cache: Arc<crate::proxy::cache::ResponseCache>,
     pub auth: Arc<Auth>,
     pub xdp: XdpState,
+    /// The fleet link, when `fleet.enabled`.
+    pub fleet: Option<Arc<crate::fleet::FleetStatus>>,
     /// The ACME certificate lifecycle, when `ssl.auto_provision` is on.
     pub renewer: Option<Arc<crate::tls::renew::Renewer>>,
     pub started: Instant,

@@ -42,6 +42,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "metrics",
     "logging",
     "xdp",
+    "fleet",
 ];
 
 /// Upper bound on the type errors collected from one file; past this, fixing the first ones is the way on.
@@ -256,6 +257,7 @@ pub fn to_yaml_redacted(config: &Config) -> Result<String, serde_saphyr::Seriali
         u.password_hash = "<redacted>".into();
     }
     redact(&mut shown.proxy.caching.redis_cache.password);
+    redact(&mut shown.fleet.redis.password);
     serde_saphyr::to_string(&shown)
 }
 

@@ -20,6 +20,7 @@ pub fn check(config: &Config) -> Vec<Finding> {
     waf(config, &mut out);
     xdp(config, &mut out);
     logging(config, &mut out);
+    fleet(config, &mut out);
     out
 }
 
@@ -462,6 +463,29 @@ fn waf(c: &Config, out: &mut Vec<Finding>) {
 }
 
 /// Linux interface names are at most 15 bytes and contain no `/`, whitespace or `:`.
+fn fleet(c: &Config, out: &mut Vec<Finding>) {
+    let f = &c.fleet;
+    if !f.enabled {
+        return;
+    }
+    if f.redis.host.trim().is_empty() {
+        out.push((at("fleet.redis.host"), "must name the Redis host".into()));
+    }
+    if f.redis.timeout == 0 {
+        out.push((at("fleet.redis.timeout"), "must be at least 1 second".into()));
+    }
+    if f.resync_interval == 0 {
+        out.push((at("fleet.resync_interval"), "must be at least 1 second".into()));
+    }
+    let bad_name = |s: &str| s.is_empty() || s.len() > 200 || s.chars().any(|ch| ch.is_whitespace() || ch.is_control());
+    if bad_name(&f.key_prefix) {
+        out.push((at("fleet.key_prefix"), "must be 1-200 characters without spaces".into()));
+    }
+    if f.node_id.as_deref().is_some_and(bad_name) {
+        out.push((at("fleet.node_id"), "must be 1-200 characters without spaces".into()));
+    }
+}
+
 fn xdp(c: &Config, out: &mut Vec<Finding>) {
     let rl = &c.xdp.rate_limit;
     if rl.enabled {

@@ -21,6 +21,7 @@ use crate::access::{AccessLists, Protected};
 use crate::admin::{self, AdminState, XdpState};
 use crate::config::Config;
 use crate::config::schema::IoEngine;
+use crate::fleet::{Fleet, FleetStatus};
 use crate::net::{self, Limits, Transport};
 use crate::policy::escalation::Escalation;
 use crate::proxy::cache::ResponseCache;
@@ -79,6 +80,9 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
             crate::telemetry::logging::LogCollector::new().context("building log metrics")?,
         ))
         .context("registering log metrics")?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let fleet = start_fleet(&config, &lists, &metrics, &mut tasks, &shutdown_rx).await?;
     let proxy_metrics = Arc::new(ProxyMetrics::new(metrics.registry()).context("registering proxy metrics")?);
     let hub = Arc::new(CertHub::new(config.ssl.enabled && config.ssl.auto_provision));
     let live =
@@ -102,8 +106,6 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         .context("registering upstream metrics")?;
     let auth = Arc::new(admin::Auth::new(&config.admin.auth).map_err(|e| anyhow::anyhow!(e))?);
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
     if let (Some(ring), Some(_)) = (kernel.events.take(), kernel.maps.as_ref()) {
         let countries = config
             .waf
@@ -196,6 +198,7 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
                 degraded: kernel.degraded.clone(),
                 maps: kernel.maps.clone(),
             },
+            fleet,
             renewer: renewer.clone(),
             started,
         });
@@ -224,6 +227,29 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
     info!("stopped");
     crate::telemetry::logging::flush_all(Duration::from_secs(2));
     Ok(())
+}
+
+/// Starts sharing the lists with the fleet (when `fleet.enabled`) and waits, at most `fleet.redis.timeout`
+/// and a second, for the first comparison with Redis, so a node that was offline does not serve with a stale
+/// list; when Redis is down it starts anyway, on its own lists.
+async fn start_fleet(
+    config: &Config,
+    lists: &Arc<AccessLists>,
+    metrics: &Metrics,
+    tasks: &mut tokio::task::JoinSet<()>,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<FleetStatus>>> {
+    if !config.fleet.enabled {
+        return Ok(None);
+    }
+    let (fleet, status, mut synced) =
+        Fleet::new(&config.fleet, lists.clone(), metrics.registry()).context("starting the fleet link")?;
+    tasks.spawn(fleet.run(shutdown.clone()));
+    let wait = Duration::from_secs(config.fleet.redis.timeout + 1);
+    if tokio::time::timeout(wait, synced.wait_for(|s| *s)).await.is_err() {
+        warn!("fleet: the first sync with Redis is taking long; starting on this node's own lists");
+    }
+    Ok(Some(status))
 }
 
 /// The admin listener's own address must never be denied, or one POST locks the operator out.

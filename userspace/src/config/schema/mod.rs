@@ -1,11 +1,12 @@
 //! The configuration schema: one YAML file with the sections of the seed specification's configuration
-//! reference (`server`, `ssl`, `waf`, `proxy`, `admin`, `metrics`, `logging`) plus `xdp`.
+//! reference (`server`, `ssl`, `waf`, `proxy`, `admin`, `metrics`, `logging`) plus `xdp` and `fleet`.
 //!
 //! These types are the documentation: every field has a doc comment and a default (the `Default` impls), and
 //! `config/rampart.example.yaml` is checked against them by a test. Unknown keys are rejected everywhere.
 //! This module only describes shape and per-value rules; cross-field checks live in `config::validate`.
 
 mod admin;
+mod fleet;
 mod logging;
 mod metrics;
 mod proxy;
@@ -15,6 +16,7 @@ mod waf;
 mod xdp;
 
 pub use admin::*;
+pub use fleet::*;
 pub use logging::*;
 pub use metrics::*;
 pub use proxy::*;
@@ -44,6 +46,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub logging: LoggingConfig,
     pub xdp: XdpConfig,
+    pub fleet: FleetConfig,
 }
 
 impl Config {

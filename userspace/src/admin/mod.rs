@@ -17,6 +17,7 @@ mod health;
 mod rate_limit;
 mod ssl;
 mod system;
+pub mod tls;
 mod upstreams;
 mod waf_rules;
 mod waf_stats;

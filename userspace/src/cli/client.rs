@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -18,9 +19,47 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest answer read; the API's largest (a full log query) is far below this.
 const MAX_BODY: usize = 16 << 20;
 
+/// HTTP, or HTTPS trusting the system's roots plus the PEM file in `RAMPART_ADMIN_CA` (an admin listener
+/// with `admin.tls` usually has a private CA's certificate).
+fn connector() -> anyhow::Result<HttpsConnector<HttpConnector>> {
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config()?)
+        .https_or_http()
+        .enable_http1()
+        .build())
+}
+
+/// The TLS client configuration the CLI uses for `https://` and `wss://` admin URLs.
+pub fn tls_config() -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system root rustls cannot parse is skipped, as every TLS client does.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = std::env::var_os("RAMPART_ADMIN_CA") {
+        let path = std::path::PathBuf::from(path);
+        let pem = std::fs::read(&path).with_context(|| format!("RAMPART_ADMIN_CA: cannot read {}", path.display()))?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.with_context(|| format!("RAMPART_ADMIN_CA: {} is not PEM certificates", path.display()))?;
+            roots
+                .add(cert)
+                .with_context(|| format!("RAMPART_ADMIN_CA: a certificate in {} is not usable", path.display()))?;
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("TLS client configuration")?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 pub struct AdminClient {
     base: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     stored: Option<Stored>,
 }
 
@@ -31,7 +70,7 @@ impl AdminClient {
         let stored = token_store::load()?.filter(|s| s.admin == base);
         Ok(Self {
             base,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: Client::builder(TokioExecutor::new()).build(connector()?),
             stored,
         })
     }

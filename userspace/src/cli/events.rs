@@ -12,6 +12,44 @@ use tokio_tungstenite::tungstenite::Message;
 use super::AdminClient;
 use super::token_store;
 
+/// A byte stream to the admin listener, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Connects (over TLS for `wss://`, trusting what `AdminClient` trusts) and makes the WebSocket handshake.
+async fn open(
+    url: &str,
+) -> anyhow::Result<(
+    tokio_tungstenite::WebSocketStream<Box<dyn Io>>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+)> {
+    let uri: http::Uri = url.parse().with_context(|| format!("invalid admin URL {url}"))?;
+    let host = uri
+        .host()
+        .context("the admin URL has no host")?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let tls = uri.scheme_str() == Some("wss");
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot connect to {host}:{port}"))?;
+    let io: Box<dyn Io> = if tls {
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .with_context(|| format!("`{host}` is not a TLS server name"))?;
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(super::client::tls_config()?));
+        Box::new(
+            connector
+                .connect(name, tcp)
+                .await
+                .context("TLS handshake with the admin API")?,
+        )
+    } else {
+        Box::new(tcp)
+    };
+    Ok(tokio_tungstenite::client_async(url, io).await?)
+}
+
 pub async fn tail(admin: &str, topics: &[String], count: Option<u64>, json: bool) -> anyhow::Result<()> {
     // An authenticated call first, so an expired access token is refreshed before the socket needs it.
     let mut client = AdminClient::new(admin)?;
@@ -20,7 +58,7 @@ pub async fn tail(admin: &str, topics: &[String], count: Option<u64>, json: bool
         .filter(|s| s.admin == client.base())
         .map_or_else(String::new, |s| s.access_token);
     let url = format!("{}/admin/ws", client.base().replacen("http", "ws", 1));
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(&url))
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), open(&url))
         .await
         .with_context(|| format!("no WebSocket handshake from {url} within 10 s"))?
         .with_context(|| format!("cannot open {url}"))?;

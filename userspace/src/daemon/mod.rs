@@ -178,10 +178,19 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
 
     if config.admin.enabled {
         let admin_addr = SocketAddr::new(config.admin.host, config.admin.port.get());
+        // A certificate that cannot be used stops the start: falling back to plain HTTP would expose the API.
+        let admin_tls = config
+            .admin
+            .tls
+            .as_ref()
+            .map(admin::tls::server_config)
+            .transpose()
+            .context("the admin listener's TLS")?;
         let admin_listener = net::bind(admin_addr, "admin API").await?;
         info!(
             address = %admin_addr,
             auth = config.admin.auth.enabled,
+            tls = admin_tls.is_some(),
             users = config.admin.auth.users.len(),
             "admin API listening"
         );
@@ -210,7 +219,11 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
         );
         let rx = shutdown_rx.clone();
         tasks.spawn(async move {
-            if let Err(e) = admin::serve(admin_listener, app, rx).await {
+            let served = match admin_tls {
+                Some(tls) => admin::tls::serve(admin_listener, app, tls, rx).await,
+                None => admin::serve(admin_listener, app, rx).await,
+            };
+            if let Err(e) = served {
                 error!(error = %e, "admin API stopped");
             }
         });

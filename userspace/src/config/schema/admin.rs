@@ -18,6 +18,19 @@ pub struct AdminConfig {
     pub auth: AdminAuthConfig,
     pub cors: CorsConfig,
     pub rate_limiting: AdminRateLimitConfig,
+    /// Serve the admin listener over TLS with this certificate. Default none (plain HTTP, loopback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<AdminTlsConfig>,
+}
+
+/// A certificate for the admin listener.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
 }
 
 impl Default for AdminConfig {
@@ -29,6 +42,7 @@ impl Default for AdminConfig {
             auth: AdminAuthConfig::default(),
             cors: CorsConfig::default(),
             rate_limiting: AdminRateLimitConfig::default(),
+            tls: None,
         }
     }
 }

@@ -15,6 +15,8 @@ struct Setup {
     ca: PathBuf,
     dir: PathBuf,
     _rampart: Process,
+    /// Deletes its files when dropped: kept for as long as the test uses the CA.
+    _pki: Pki,
     _state: XdpState,
 }
 
@@ -27,6 +29,8 @@ impl Drop for Setup {
 fn config(proxy_port: u16, admin_port: u16, cert: &str, key: &str, state: &XdpState) -> String {
     format!(
         "server:\n  host: 127.0.0.1\n  port: {proxy_port}\n\
+         proxy:\n  upstreams:\n    - {{name: app, servers: [{{host: 127.0.0.1, port: 9}}]}}\n  \
+         routes:\n    - {{pattern: \"/*\", upstream: app}}\n\
          admin:\n  port: {admin_port}\n  tls:\n    cert_file: {cert}\n    key_file: {key}\n\
          logging:\n  format: json\n\
          xdp:\n  enabled: false\n{}",
@@ -53,6 +57,7 @@ fn start(tag: &str) -> Setup {
         ca: pki.ca_cert.clone(),
         dir,
         _rampart: rampart,
+        _pki: pki,
         _state: state,
     }
 }

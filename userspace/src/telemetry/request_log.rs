@@ -19,7 +19,6 @@ use crate::config::schema::AccessLogFormat;
 /// What is known of a request when its response head is ready.
 pub struct RequestRecord<'a> {
     pub time: SystemTime,
-    pub client: IpAddr,
     pub method: &'a str,
     /// Path and query as the client sent them.
     pub target: &'a str,
@@ -30,13 +29,7 @@ pub struct RequestRecord<'a> {
     pub content_type: Option<&'a str>,
     /// Only its scheme is ever written (`Bearer ***`).
     pub authorization: Option<&'a str>,
-    pub status: u16,
-    pub bytes: Option<u64>,
-    pub upstream: Option<&'a str>,
-    pub request_id: &'a str,
-    pub total: Duration,
-    pub waf: Duration,
-    pub upstream_wait: Duration,
+    pub outcome: Outcome<'a>,
 }
 
 /// The parts of a request the logs need, taken before the pipeline consumes it (reference-counted clones,
@@ -87,7 +80,6 @@ impl RequestHead {
         let text = |v: &'a Option<http::HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok());
         RequestRecord {
             time: self.time,
-            client: o.client,
             method: self.method.as_str(),
             target: self.uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str),
             version: self.version,
@@ -96,13 +88,7 @@ impl RequestHead {
             user_agent: text(&self.user_agent),
             content_type: text(&self.content_type),
             authorization: text(&self.authorization),
-            status: o.status,
-            bytes: o.bytes,
-            upstream: o.upstream,
-            request_id: o.request_id,
-            total: o.total,
-            waf: o.waf,
-            upstream_wait: o.upstream_wait,
+            outcome: o,
         }
     }
 }
@@ -256,7 +242,8 @@ fn version(v: http::Version) -> &'static str {
     }
 }
 
-fn utc(t: SystemTime) -> time::OffsetDateTime {
+/// A time as a UTC date and time (the epoch for a time before it or out of range).
+pub(super) fn utc(t: SystemTime) -> time::OffsetDateTime {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs.as_secs()).unwrap_or(0))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
@@ -294,7 +281,7 @@ fn ms(d: Duration) -> f64 {
 fn var(v: Var, r: &RequestRecord<'_>, out: &mut String) {
     match v {
         Var::RemoteAddr => {
-            let _ = write!(out, "{}", r.client);
+            let _ = write!(out, "{}", r.outcome.client);
         }
         Var::RemoteUser => out.push('-'),
         Var::TimeLocal => time_local(r.time, out),
@@ -309,9 +296,9 @@ fn var(v: Var, r: &RequestRecord<'_>, out: &mut String) {
         Var::RequestMethod => escaped(r.method, out),
         Var::RequestUri => escaped(r.target, out),
         Var::Status => {
-            let _ = write!(out, "{}", r.status);
+            let _ = write!(out, "{}", r.outcome.status);
         }
-        Var::BodyBytesSent => match r.bytes {
+        Var::BodyBytesSent => match r.outcome.bytes {
             Some(n) => {
                 let _ = write!(out, "{n}");
             }
@@ -321,10 +308,10 @@ fn var(v: Var, r: &RequestRecord<'_>, out: &mut String) {
         Var::HttpUserAgent => or_dash(r.user_agent, out),
         Var::Host => or_dash(r.host, out),
         Var::RequestTime => {
-            let _ = write!(out, "{:.3}", r.total.as_secs_f64());
+            let _ = write!(out, "{:.3}", r.outcome.total.as_secs_f64());
         }
-        Var::Upstream => or_dash(r.upstream, out),
-        Var::RequestId => escaped(r.request_id, out),
+        Var::Upstream => or_dash(r.outcome.upstream, out),
+        Var::RequestId => escaped(r.outcome.request_id, out),
     }
 }
 
@@ -358,18 +345,18 @@ impl AccessFormat {
                 let v = json!({
                     "timestamp": iso8601(r.time),
                     "event_type": "access",
-                    "client_ip": r.client.to_string(),
+                    "client_ip": r.outcome.client.to_string(),
                     "method": r.method,
                     "uri": r.target,
                     "protocol": version(r.version),
                     "host": r.host,
-                    "status": r.status,
-                    "bytes": r.bytes,
-                    "duration_ms": ms(r.total),
-                    "upstream": r.upstream,
+                    "status": r.outcome.status,
+                    "bytes": r.outcome.bytes,
+                    "duration_ms": ms(r.outcome.total),
+                    "upstream": r.outcome.upstream,
                     "referer": r.referer,
                     "user_agent": r.user_agent,
-                    "request_id": r.request_id,
+                    "request_id": r.outcome.request_id,
                 });
                 let mut s = v.to_string();
                 s.push('\n');
@@ -396,20 +383,24 @@ pub fn performance_line(r: &RequestRecord<'_>) -> String {
             Value::from(format!("{scheme} ***").trim_start()),
         );
     }
-    let rest = r.total.saturating_sub(r.waf).saturating_sub(r.upstream_wait);
+    let rest = r
+        .outcome
+        .total
+        .saturating_sub(r.outcome.waf)
+        .saturating_sub(r.outcome.upstream_wait);
     let v = json!({
         "timestamp": iso8601(r.time),
         "level": "INFO",
         "event_type": "request_processed",
-        "client_ip": r.client.to_string(),
+        "client_ip": r.outcome.client.to_string(),
         "request": { "method": r.method, "path": r.target, "headers": headers },
-        "upstream": r.upstream,
-        "request_id": r.request_id,
-        "response": { "status_code": r.status, "size_bytes": r.bytes },
+        "upstream": r.outcome.upstream,
+        "request_id": r.outcome.request_id,
+        "response": { "status_code": r.outcome.status, "size_bytes": r.outcome.bytes },
         "timing": {
-            "total_ms": ms(r.total),
-            "waf_processing_ms": ms(r.waf),
-            "upstream_request_ms": ms(r.upstream_wait),
+            "total_ms": ms(r.outcome.total),
+            "waf_processing_ms": ms(r.outcome.waf),
+            "upstream_request_ms": ms(r.outcome.upstream_wait),
             "response_processing_ms": ms(rest),
         },
     });
@@ -440,7 +431,7 @@ impl RequestLogs {
             sink.send(format.line(r).into_bytes());
         }
         if let Some((threshold, sink)) = &self.performance
-            && r.total >= *threshold
+            && r.outcome.total >= *threshold
         {
             sink.send(performance_line(r).into_bytes());
         }
@@ -463,7 +454,6 @@ mod tests {
     fn record() -> RequestRecord<'static> {
         RequestRecord {
             time: UNIX_EPOCH + Duration::from_millis(1_796_085_912_345),
-            client: "203.0.113.9".parse().unwrap(),
             method: "GET",
             target: "/a?b=1",
             version: http::Version::HTTP_11,
@@ -472,13 +462,16 @@ mod tests {
             user_agent: Some("curl/8 \"quoted\"\n"),
             content_type: None,
             authorization: Some("Bearer secret-token"),
-            status: 200,
-            bytes: Some(512),
-            upstream: Some("app"),
-            request_id: "rid-1",
-            total: Duration::from_micros(15_200),
-            waf: Duration::from_micros(1_100),
-            upstream_wait: Duration::from_micros(12_800),
+            outcome: Outcome {
+                client: "203.0.113.9".parse().unwrap(),
+                status: 200,
+                bytes: Some(512),
+                upstream: Some("app"),
+                request_id: "rid-1",
+                total: Duration::from_micros(15_200),
+                waf: Duration::from_micros(1_100),
+                upstream_wait: Duration::from_micros(12_800),
+            },
         }
     }
 

@@ -44,9 +44,7 @@ fn period_of(rotation: Rotation, t: SystemTime) -> Option<u64> {
 
 /// `20261202-013005` for a UTC time: sorts the way time goes.
 fn stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let dt = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let dt = super::request_log::utc(t);
     format!(
         "{:04}{:02}{:02}-{:02}{:02}{:02}",
         dt.year(),

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // a test reports failure by panicking
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -42,41 +41,6 @@ fn start_node(tag: &str, upstream_port: u16, redis_port: u16) -> Node {
         rampart,
         _state: state,
     }
-}
-
-struct Redis {
-    process: Process,
-    port: u16,
-}
-
-fn start_redis() -> Redis {
-    let port = free_port();
-    let bin = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("redis-server is not installed: run `cargo xtask setup`");
-    let port_s = port.to_string();
-    let mut process = Process::start(
-        &format!("redis-{port}"),
-        Path::new(bin),
-        &[
-            "--port",
-            &port_s,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        &[],
-    );
-    wait_for_port(
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(10),
-        &mut process,
-    );
-    Redis { process, port }
 }
 
 fn served(upstream_port: u16) -> u64 {

@@ -179,12 +179,40 @@ pub fn each_in_head<'r>(req: &RequestView<'r>, f: &mut dyn FnMut(Target<'_>)) {
         } else {
             Location::Header
         };
+        let mut value = value.as_bytes();
+        if n == "referer" || n == "origin" {
+            value = after_own_origin(value, req.headers.get("host").map(|h| h.as_bytes()));
+        }
         f(Target {
             location,
             name: Cow::Borrowed(n),
-            value: value.as_bytes(),
+            value,
             encoding: Encoding::Percent,
         });
+    }
+}
+
+/// A `Referer` or `Origin` naming the site itself (`http(s)://<Host>`) is the browser's own report of where
+/// it was: only the part after the origin is inspected, or a site on an internal name (or loopback) would
+/// see every same-site navigation as SSRF. A URL to any other host is inspected whole.
+fn after_own_origin<'a>(value: &'a [u8], host: Option<&[u8]>) -> &'a [u8] {
+    let Some(host) = host.filter(|h| !h.is_empty()) else {
+        return value;
+    };
+    let rest = value
+        .strip_prefix(b"https://")
+        .or_else(|| value.strip_prefix(b"http://"));
+    let Some(rest) = rest else {
+        return value;
+    };
+    match rest.get(..host.len()) {
+        Some(authority)
+            if authority.eq_ignore_ascii_case(host)
+                && rest.get(host.len()).is_none_or(|b| matches!(b, b'/' | b'?' | b'#')) =>
+        {
+            &rest[host.len()..]
+        }
+        _ => value,
     }
 }
 
@@ -262,5 +290,30 @@ fn whole_if_entity_encoded(data: &[u8], location: Location, f: &mut dyn FnMut(Ta
             value: data,
             encoding: Encoding::Form,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_own_origin;
+
+    #[test]
+    fn a_referer_to_the_site_itself_is_inspected_after_its_origin() {
+        let host = Some(&b"127.0.0.1:8080"[..]);
+        assert_eq!(after_own_origin(b"http://127.0.0.1:8080/page?q=1", host), b"/page?q=1");
+        assert_eq!(after_own_origin(b"https://127.0.0.1:8080", host), b"");
+        // Another host, a longer name sharing the prefix, or no Host: the whole value.
+        assert_eq!(
+            after_own_origin(b"http://127.0.0.1:6379/", host),
+            b"http://127.0.0.1:6379/"
+        );
+        assert_eq!(
+            after_own_origin(b"http://127.0.0.1:80801/", host),
+            b"http://127.0.0.1:80801/"
+        );
+        assert_eq!(
+            after_own_origin(b"http://127.0.0.1:8080/", None),
+            b"http://127.0.0.1:8080/"
+        );
     }
 }

@@ -436,6 +436,51 @@ fn admin(c: &Config, out: &mut Vec<Finding>) {
     }
 }
 
+fn bot_challenge(c: &crate::config::schema::ChallengeConfig, out: &mut Vec<Finding>) {
+    let here = || at("waf.bot_protection.challenge");
+    if !(8..=28).contains(&c.difficulty) {
+        out.push((
+            here().child_key("difficulty"),
+            format!("{} is outside 8..=28 (bits of proof of work)", c.difficulty),
+        ));
+    }
+    if c.clearance_ttl < 60 {
+        out.push((here().child_key("clearance_ttl"), "must be at least 60 seconds".into()));
+    }
+    if c.challenge_ttl < 10 {
+        out.push((here().child_key("challenge_ttl"), "must be at least 10 seconds".into()));
+    }
+    if c.cookie_name.is_empty()
+        || !c
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
+        out.push((
+            here().child_key("cookie_name"),
+            "must be letters, digits, - and _ only".into(),
+        ));
+    }
+    if c.secret.as_ref().is_some_and(|s| s.len() < 32) {
+        out.push((here().child_key("secret"), "must be at least 32 characters".into()));
+    }
+    if let Some(cap) = &c.captcha {
+        let cap_at = || here().child_key("captcha");
+        for (key, url) in [("verify_url", &cap.verify_url), ("script_url", &cap.script_url)] {
+            if !matches!(url.parse::<http::Uri>(), Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+            {
+                out.push((cap_at().child_key(key), format!("`{url}` is not an http(s) URL")));
+            }
+        }
+        if cap.site_key.is_empty() || cap.secret.is_empty() {
+            out.push((cap_at(), "site_key and secret must not be empty".into()));
+        }
+        if cap.timeout == 0 {
+            out.push((cap_at().child_key("timeout"), "must be at least 1 second".into()));
+        }
+    }
+}
+
 fn waf(c: &Config, out: &mut Vec<Finding>) {
     let b = &c.waf.bot_protection;
     if b.challenge_threshold > b.detection_threshold {
@@ -443,6 +488,25 @@ fn waf(c: &Config, out: &mut Vec<Finding>) {
             at("waf.bot_protection.challenge_threshold"),
             "must not be above detection_threshold (challenges come before blocks)".into(),
         ));
+    }
+    bot_challenge(&b.challenge, out);
+    if b.max_tracked_clients == 0 {
+        out.push((
+            at("waf.bot_protection.max_tracked_clients"),
+            "must be at least 1".into(),
+        ));
+    }
+    for (i, v) in b.verified_bots.iter().enumerate() {
+        let here = at("waf.bot_protection.verified_bots").child_index(i);
+        if v.user_agent.trim().is_empty() {
+            out.push((here.child_key("user_agent"), "must not be empty".into()));
+        }
+        if v.domains.is_empty() || v.domains.iter().any(|d| d.trim_matches('.').is_empty()) {
+            out.push((
+                here.child_key("domains"),
+                "needs at least one domain, none empty".into(),
+            ));
+        }
     }
     let g = &c.waf.geo_blocking;
     if g.enabled && g.geoip_database.is_none() {

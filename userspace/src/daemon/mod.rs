@@ -148,7 +148,10 @@ pub async fn run(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> 
             geo_at_l7,
             cache.clone(),
         )
-        .with_request_logs(request_logs),
+        .with_request_logs(request_logs)
+        .with_challenges(
+            crate::policy::challenge::Challenges::load(&config).context("loading the challenge signing key")?,
+        ),
     );
     let proxy_addr = SocketAddr::new(config.server.host, config.server.port.get());
     let listener = net::bind(proxy_addr, "proxy").await?;

@@ -28,11 +28,13 @@ pub fn check(c: &Config) -> Unsupported {
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
     );
 
-    let mut warn_if = |on: bool, what: &str| {
-        if on {
-            warnings.push(format!("{what} is configured but not enforced by this build yet"));
-        }
-    };
-    warn_if(c.waf.bot_protection.enabled, "waf.bot_protection");
+    let bot = &c.waf.bot_protection;
+    if bot.enabled && crate::policy::challenge::kind(bot).is_none() {
+        warnings.push(
+            "waf.bot_protection: javascript_challenge is off and no captcha is configured, so clients that \
+             would be challenged are blocked"
+                .into(),
+        );
+    }
     Unsupported { fatal, warnings }
 }

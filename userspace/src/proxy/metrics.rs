@@ -14,6 +14,8 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 pub struct ProxyMetrics {
     /// The WAF phase's metrics.
     pub waf: super::waf_phase::WafMetrics,
+    /// Bot detection's and challenges' metrics.
+    pub bot: super::challenge_phase::BotMetrics,
     requests: IntCounterVec,
     duration: HistogramVec,
     errors: IntCounterVec,
@@ -57,6 +59,7 @@ impl ProxyMetrics {
         registry.register(Box::new(errors.clone()))?;
         Ok(Self {
             waf: super::waf_phase::WafMetrics::new(registry)?,
+            bot: super::challenge_phase::BotMetrics::new(registry)?,
             requests,
             duration,
             errors,

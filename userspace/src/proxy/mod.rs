@@ -25,8 +25,10 @@
 //! request, and uses the configuration generation current when the request arrived.
 
 mod body;
+mod bot_phase;
 pub mod cache;
 mod cache_phase;
+mod challenge_phase;
 mod forward;
 mod headers;
 pub mod metrics;
@@ -53,9 +55,12 @@ use hyper::body::Body;
 
 use crate::http1::raw_fields::{self, RawFields};
 use crate::net::client_addr;
+use crate::policy::bot::BotState;
+use crate::policy::challenge::Challenges;
 use crate::policy::escalation::{Escalation, Offence};
 use crate::telemetry::request_log::{Outcome, RequestHead, RequestLogs};
 pub use body::InspectedBody;
+pub use challenge_phase::BotMetrics;
 pub use forward::ForwardError;
 use metrics::ProxyMetrics;
 use route::{RequestFacts, RouteSettings};
@@ -102,6 +107,10 @@ pub struct Proxy {
     cache: Arc<cache::ResponseCache>,
     /// The access and performance logs.
     logs: RequestLogs,
+    /// Bot detection's behaviour per client and DNS answers; kept across generations.
+    bots: Arc<BotState>,
+    /// The challenge signing key and CAPTCHA client; kept across generations.
+    challenges: Arc<Challenges>,
 }
 
 impl Proxy {
@@ -113,6 +122,7 @@ impl Proxy {
         cache: Arc<cache::ResponseCache>,
     ) -> Self {
         let keepalive = std::time::Duration::from_secs(live.load().config.server.keepalive_timeout);
+        let bots = Arc::new(BotState::new(&live.load().config.waf.bot_protection));
         Self {
             live,
             forwarder: forward::Forwarder::new(keepalive),
@@ -121,7 +131,16 @@ impl Proxy {
             geo_at_l7,
             cache,
             logs: RequestLogs::default(),
+            bots,
+            challenges: Arc::new(Challenges::ephemeral()),
         }
+    }
+
+    /// Signs challenges with the daemon's kept key (and checks CAPTCHAs) instead of a key of this process.
+    #[must_use]
+    pub fn with_challenges(mut self, challenges: Challenges) -> Self {
+        self.challenges = Arc::new(challenges);
+        self
     }
 
     /// Writes a record of every request to the access log, and of slow ones to the performance log.
@@ -172,6 +191,9 @@ impl Proxy {
         if let Some(fields) = upstream_fields {
             resp.extensions_mut().insert(fields);
         }
+        if rt.bots.is_some() {
+            self.bots.behaviours.response(ctx.client, resp.status().as_u16());
+        }
         let total = started.elapsed();
         self.metrics
             .observe(upstream.as_deref().unwrap_or("-"), resp.status(), total);
@@ -221,7 +243,28 @@ impl Proxy {
             self.offence(ctx.client, offence);
             return (answer, None);
         }
+        let challenger = challenge_phase::Challenger {
+            challenges: &self.challenges,
+            bot: &rt.config.waf.bot_protection,
+            metrics: &self.metrics.bot,
+        };
+        if req.uri().path() == crate::policy::challenge::page::VERIFY_PATH {
+            let (answer, offence) = challenge_phase::verify(&challenger, req, ctx).await;
+            if let Some(o) = offence {
+                self.offence(ctx.client, o);
+            }
+            return (answer, None);
+        }
         let host = request_host(&req);
+        if let Some(bots) = &rt.bots
+            && let Some((answer, offence)) =
+                bot_phase::screen(bots, &self.bots, &challenger, &req, host.as_deref(), ctx).await
+        {
+            if let Some(o) = offence {
+                self.offence(ctx.client, o);
+            }
+            return (answer, None);
+        }
         let facts = RequestFacts {
             host: host.as_deref(),
             path: req.uri().path(),
@@ -259,6 +302,7 @@ impl Proxy {
             limits: &rule_limits,
             now_ns: rt.now_ns(),
             country: country.as_deref(),
+            challenger: &challenger,
         };
         let req = match rt.waf.load_full() {
             Some(engine) => match timed(

@@ -22,6 +22,7 @@ use crate::config::schema::{BlockResponse, RuleSetting};
 use crate::config::types::Cidr;
 use crate::config::{self, Config};
 use crate::net::tls::{self, TlsSetup};
+use crate::policy::bot::{BotError, BotPolicy};
 use crate::policy::ratelimit::store::Store;
 use crate::policy::ratelimit::{RateLimitError, RateLimiter};
 use crate::tls::{CertHub, ServedCert};
@@ -56,6 +57,8 @@ pub struct Runtime {
     pub rule_limits: ArcSwap<Store>,
     /// The MaxMind database of `waf.geo_blocking.geoip_database`, for the client's country at L7.
     pub countries: Option<Arc<CountryLookup>>,
+    /// `waf.bot_protection` compiled (`None` when it is off).
+    pub bots: Option<BotPolicy>,
     /// `proxy.caching.cache_rules` and routes' `cache_ttl`, compiled.
     pub cache_rules: super::cache::CacheRules,
     origin: Instant,
@@ -86,6 +89,8 @@ pub enum ReloadError {
     RateLimit(#[from] RateLimitError),
     #[error("{0}")]
     CustomRule(#[from] RuleError),
+    #[error("{0}")]
+    Bot(#[from] BotError),
 }
 
 impl Runtime {
@@ -126,6 +131,7 @@ impl Runtime {
         };
         let security_headers = ResponseHeaders::build(&config.waf.security_headers)?;
         let rate_limits = RateLimiter::build(&config.waf.rate_limiting)?;
+        let bots = BotPolicy::build(&config.waf.bot_protection)?;
         let tls = if config.ssl.enabled {
             Some(tls::build(&config.ssl, hub, previous.and_then(|p| p.tls.as_ref()))?)
         } else {
@@ -147,6 +153,7 @@ impl Runtime {
             rule_limits: ArcSwap::from_pointee(Store::new(config.waf.rate_limiting.max_tracked_keys)),
             custom_rules: ArcSwap::from_pointee(custom_rules),
             countries,
+            bots,
             cache_rules: super::cache::CacheRules::build(&config),
             origin: Instant::now(),
             health_tasks,

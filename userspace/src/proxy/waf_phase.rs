@@ -15,6 +15,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tracing::warn;
 
 use super::body::{InspectedBody, Prefix, read_prefix};
+use super::challenge_phase::{Challenged, Challenger};
 use super::upstream::conn_pool::BoxError;
 use super::{RequestContext, ResponseBody, local_response};
 use crate::config::schema::CustomRule;
@@ -138,6 +139,8 @@ pub struct RulesContext<'a> {
     pub limits: &'a Store,
     pub now_ns: u64,
     pub country: Option<&'a str>,
+    /// How `challenge` verdicts are answered.
+    pub challenger: &'a Challenger<'a>,
 }
 
 /// What the custom rules made of the request.
@@ -147,6 +150,8 @@ enum RulesOutcome {
     /// An `allow` rule matched: forward without running the detectors.
     Skip,
     Answer(Response<ResponseBody>, Offence),
+    /// A challenge page: not an offence (failing it is).
+    Challenge(Response<ResponseBody>),
 }
 
 /// Runs the custom rules; logs the security event of every rule that fired.
@@ -194,11 +199,24 @@ fn custom_rules(
         Decision::Allow(_) => RulesOutcome::Skip,
         Decision::Block(rule) => {
             rule_event(rule, "security_block", "blocked", view, ctx, rc.country);
-            RulesOutcome::Answer(block_page(block, request_id, false), Offence::Blocked)
+            RulesOutcome::Answer(block_page(block, request_id), Offence::Blocked)
         }
         Decision::Challenge(rule) => {
-            rule_event(rule, "security_challenge", "challenged", view, ctx, rc.country);
-            RulesOutcome::Answer(block_page(block, request_id, true), Offence::Blocked)
+            match rc
+                .challenger
+                .respond(view.method, view.path, view.query, view.headers, ctx)
+            {
+                // Cleared clients are not challenged again; the detectors still inspect the request.
+                Challenged::Cleared => RulesOutcome::Inspect,
+                Challenged::Page(page) => {
+                    rule_event(rule, "security_challenge", "challenged", view, ctx, rc.country);
+                    RulesOutcome::Challenge(page)
+                }
+                Challenged::Unavailable => {
+                    rule_event(rule, "security_block", "blocked", view, ctx, rc.country);
+                    RulesOutcome::Answer(block_page(block, request_id), Offence::Blocked)
+                }
+            }
         }
         Decision::Limited(rule, refusal) => {
             rule_event(rule, "security_rate_limit", "rate_limited", view, ctx, rc.country);
@@ -269,13 +287,14 @@ where
             RulesOutcome::Inspect => {}
             RulesOutcome::Skip => return Outcome::Forward(Request::from_parts(parts, InspectedBody::Stream(body))),
             RulesOutcome::Answer(resp, offence) => return Outcome::Refused(resp, offence),
+            RulesOutcome::Challenge(resp) => return Outcome::Answer(resp),
         }
         let started = Instant::now();
         let inspection = engine.inspect(&v);
         let took = started.elapsed();
         metrics.observe(&inspection.verdict, took, "head");
-        if let Some(answer) = answer(&inspection, &parts, ctx, block, rules.country) {
-            return Outcome::Refused(answer, Offence::Blocked);
+        if let Some(outcome) = answer(&inspection, &parts, ctx, block, rules) {
+            return outcome;
         }
         return Outcome::Forward(Request::from_parts(parts, InspectedBody::Stream(body)));
     }
@@ -316,6 +335,7 @@ where
         RulesOutcome::Inspect => {}
         RulesOutcome::Skip => return forward(parts, bytes, rest),
         RulesOutcome::Answer(resp, offence) => return Outcome::Refused(resp, offence),
+        RulesOutcome::Challenge(resp) => return Outcome::Answer(resp),
     }
     if rest.is_some() && engine.body_overflow() == BodyOverflow::Block {
         let len = parts
@@ -331,15 +351,15 @@ where
             targets: 0,
         };
         metrics.observe(&inspection.verdict, Duration::ZERO, "body");
-        if let Some(answer) = answer(&inspection, &parts, ctx, block, rules.country) {
-            return Outcome::Refused(answer, Offence::Blocked);
+        if let Some(outcome) = answer(&inspection, &parts, ctx, block, rules) {
+            return outcome;
         }
     } else {
         let started = Instant::now();
         let inspection = engine.inspect(&view(&parts, inspected, rest.is_some(), ctx, route));
         metrics.observe(&inspection.verdict, started.elapsed(), "body");
-        if let Some(answer) = answer(&inspection, &parts, ctx, block, rules.country) {
-            return Outcome::Refused(answer, Offence::Blocked);
+        if let Some(outcome) = answer(&inspection, &parts, ctx, block, rules) {
+            return outcome;
         }
     }
     forward(parts, bytes, rest)
@@ -364,14 +384,16 @@ fn view<'a>(
     }
 }
 
-/// Logs the security event of a non-`Allow` verdict and returns the answer when the request stops here.
-fn answer(
+/// Logs the security event of a non-`Allow` verdict and returns the outcome when the request stops here
+/// (a block is an offence, a challenge page is not; a cleared client is not challenged again).
+fn answer<B>(
     i: &Inspection,
     parts: &http::request::Parts,
     ctx: &RequestContext,
     block: &BlockResponse,
-    country: Option<&str>,
-) -> Option<Response<ResponseBody>> {
+    rules: &RulesContext<'_>,
+) -> Option<Outcome<B>> {
+    let country = rules.country;
     let request_id = ctx.request_id.to_str().unwrap_or("-");
     let event = SecurityEvent::from_inspection(i, ctx.client, parts.method.as_str(), parts.uri.path(), request_id)?;
     warn!(
@@ -395,25 +417,27 @@ fn answer(
         event.action_taken
     );
     crate::telemetry::events::publish(crate::telemetry::events::SECURITY, &event);
+    let refuse = || Some(Outcome::Refused(block_page(block, request_id), Offence::Blocked));
     match i.verdict {
         Verdict::Allow | Verdict::Log(_) => None,
-        Verdict::Block(_) => Some(block_page(block, request_id, false)),
-        Verdict::Challenge(_) => Some(block_page(block, request_id, true)),
+        Verdict::Block(_) => refuse(),
+        Verdict::Challenge(_) => match rules.challenger.respond(
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query().unwrap_or(""),
+            &parts.headers,
+            ctx,
+        ) {
+            Challenged::Cleared => None,
+            Challenged::Page(page) => Some(Outcome::Answer(page)),
+            Challenged::Unavailable => refuse(),
+        },
     }
 }
 
-fn block_page(block: &BlockResponse, request_id: &str, challenge: bool) -> Response<ResponseBody> {
+fn block_page(block: &BlockResponse, request_id: &str) -> Response<ResponseBody> {
     let status = StatusCode::from_u16(block.status).unwrap_or(StatusCode::FORBIDDEN);
-    let body = if challenge {
-        format!(
-            "{} {}: this request needs a browser challenge, which this build does not offer yet (request id {request_id})\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-    } else {
-        block.body.replace("{request_id}", request_id)
-    };
-    let mut resp = local_response(status, &body);
+    let mut resp = local_response(status, &block.body.replace("{request_id}", request_id));
     if let Ok(ct) = HeaderValue::from_str(&block.content_type) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }

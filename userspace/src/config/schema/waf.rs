@@ -278,6 +278,96 @@ pub struct BotConfig {
     pub behavioral_analysis: bool,
     /// Use the JavaScript proof-of-work challenge. Default true.
     pub javascript_challenge: bool,
+    /// Crawlers that may identify themselves by user agent, each confirmed by reverse and forward DNS of the
+    /// client address. A client naming one that fails the check scores as a forger. Default none (no DNS
+    /// lookups).
+    pub verified_bots: Vec<VerifiedBot>,
+    pub challenge: ChallengeConfig,
+    /// Clients whose behaviour is followed at once; the least recently seen go first. Default 100000.
+    pub max_tracked_clients: u64,
+}
+
+/// A crawler confirmed by DNS: its `user_agent` substring (case-insensitive) is believed only when the
+/// client address resolves (PTR) to a name under one of `domains` that resolves back to the address.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifiedBot {
+    pub name: String,
+    pub user_agent: String,
+    /// Domain suffixes, e.g. `googlebot.com`.
+    pub domains: Vec<String>,
+}
+
+/// The challenge a suspect client must pass: a JavaScript proof of work, or a CAPTCHA when `captcha` is set
+/// and `javascript_challenge` is false. Passing sets a clearance cookie bound to the client address and user
+/// agent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChallengeConfig {
+    /// Leading zero bits of SHA-256 the proof of work needs (each bit doubles the work: 16 is about 65,000
+    /// hashes, a fraction of a second in a browser). Default 16.
+    pub difficulty: u8,
+    /// Seconds a clearance cookie is good for. Default 3600.
+    pub clearance_ttl: u64,
+    /// Seconds a challenge may take to be answered. Default 300.
+    pub challenge_ttl: u64,
+    /// Name of the clearance cookie. Default `rampart_clearance`.
+    pub cookie_name: String,
+    /// Key that signs challenges and cookies; at least 32 characters. Nodes that share it accept each other's
+    /// cookies. Default: a random key kept in `challenge.key` next to `xdp.record_file`, so cookies survive
+    /// restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha: Option<CaptchaConfig>,
+}
+
+impl Default for ChallengeConfig {
+    fn default() -> Self {
+        Self {
+            difficulty: 16,
+            clearance_ttl: 3600,
+            challenge_ttl: 300,
+            cookie_name: "rampart_clearance".into(),
+            secret: None,
+            captcha: None,
+        }
+    }
+}
+
+/// A Turnstile/hCaptcha-style provider: the page loads `script_url` and shows the widget for `site_key`;
+/// the token it yields is checked by posting `secret`, `response` and `remoteip` to `verify_url`, which
+/// answers JSON with `success`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptchaConfig {
+    pub site_key: String,
+    pub secret: String,
+    /// e.g. `https://challenges.cloudflare.com/turnstile/v0/siteverify`.
+    pub verify_url: String,
+    /// e.g. `https://challenges.cloudflare.com/turnstile/v0/api.js`.
+    pub script_url: String,
+    /// CSS class of the widget element (`cf-turnstile`, `h-captcha`). Default `cf-turnstile`.
+    #[serde(default = "default_widget_class")]
+    pub widget_class: String,
+    /// Form field the widget fills with its token. Default `cf-turnstile-response`.
+    #[serde(default = "default_response_field")]
+    pub response_field: String,
+    /// Seconds to wait for `verify_url`. Default 5.
+    #[serde(default = "default_verify_timeout")]
+    pub timeout: u64,
+}
+
+fn default_widget_class() -> String {
+    "cf-turnstile".into()
+}
+
+fn default_response_field() -> String {
+    "cf-turnstile-response".into()
+}
+
+fn default_verify_timeout() -> u64 {
+    5
 }
 
 impl Default for BotConfig {
@@ -290,6 +380,9 @@ impl Default for BotConfig {
             allowed_user_agents: Vec::new(),
             behavioral_analysis: true,
             javascript_challenge: true,
+            verified_bots: Vec::new(),
+            challenge: ChallengeConfig::default(),
+            max_tracked_clients: 100_000,
         }
     }
 }

@@ -54,7 +54,8 @@ enum Backend {
         next: AtomicUsize,
         client: redis::Client,
     },
-    Cluster(Cluster),
+    /// Boxed: the cluster client is twice the size of the single-server variant.
+    Cluster(Box<Cluster>),
 }
 
 struct Cluster {
@@ -122,7 +123,7 @@ impl L2 {
         let timeout = Duration::from_secs(c.timeout.max(1));
         let (backend, addr) = if c.cluster_mode {
             let addr = format!("cluster {}", c.cluster_nodes.join(","));
-            (Backend::Cluster(Cluster::new(c, timeout, &addr)?), addr)
+            (Backend::Cluster(Box::new(Cluster::new(c, timeout, &addr)?)), addr)
         } else {
             let addr = format!("{}:{}/{}", c.host, c.port.get(), c.db);
             let open = |error| L2Error::Open {
@@ -289,6 +290,7 @@ impl L2 {
                 Some((deleted, told))
             }
             Backend::Cluster(cluster) => {
+                let cluster: &Cluster = cluster;
                 let nodes = self.cluster_nodes(cluster).await?;
                 let mut deleted = 0;
                 for node in nodes.iter().filter(|n| n.primary) {

@@ -536,12 +536,16 @@ pub fn start_redis() -> Redis {
     start_redis_on(free_port())
 }
 
-/// Starts a redis-server on `port` of 127.0.0.1 (e.g. again after stopping one there).
-pub fn start_redis_on(port: u16) -> Redis {
-    let bin = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
+fn redis_server_bin() -> &'static str {
+    ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
         .into_iter()
         .find(|p| Path::new(p).is_file())
-        .expect("redis-server is not installed: run `cargo xtask setup`");
+        .expect("redis-server is not installed: run `cargo xtask setup`")
+}
+
+/// Starts a redis-server on `port` of 127.0.0.1 (e.g. again after stopping one there).
+pub fn start_redis_on(port: u16) -> Redis {
+    let bin = redis_server_bin();
     let port_s = port.to_string();
     let args = [
         "--port",
@@ -560,4 +564,102 @@ pub fn start_redis_on(port: u16) -> Redis {
         &mut process,
     );
     Redis { process, port }
+}
+
+/// A Redis Cluster of our own: masters on free loopback ports, each a [`Redis`] killed by PID on drop, with
+/// their cluster state in a temporary directory that is removed on drop.
+pub struct RedisCluster {
+    pub masters: Vec<Redis>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    pub fn ports(&self) -> Vec<u16> {
+        self.masters.iter().map(|m| m.port).collect()
+    }
+
+    /// `cluster_nodes` for a Rampart configuration: `["127.0.0.1:P1", ...]`.
+    pub fn nodes_yaml(&self) -> String {
+        let nodes: Vec<String> = self.ports().iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        format!("[{}]", nodes.join(", "))
+    }
+
+    /// Keys matching `pattern` on each master, in the order of `masters` (each holds only its own slots).
+    pub fn keys_per_master(&self, pattern: &str) -> Vec<usize> {
+        self.ports()
+            .iter()
+            .map(|p| {
+                must("redis-cli", &["-p", &p.to_string(), "--scan", "--pattern", pattern])
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .count()
+            })
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.masters.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `masters` redis-servers in cluster mode on free loopback ports, joins them into one cluster with
+/// every slot assigned (no replicas) and returns once every node says `cluster_state:ok`.
+pub fn start_redis_cluster(masters: usize) -> RedisCluster {
+    let bin = redis_server_bin();
+    let ports: Vec<u16> = (0..masters).map(|_| free_port()).collect();
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-test-redis-cluster-{}-{}",
+        std::process::id(),
+        ports[0]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cluster = RedisCluster {
+        masters: Vec::new(),
+        dir: dir.clone(),
+    };
+    for &port in &ports {
+        let port_s = port.to_string();
+        let conf = dir.join(format!("nodes-{port}.conf"));
+        let args = [
+            "--port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            conf.to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ];
+        let mut process = Process::start(&format!("redis-cluster-{port}"), Path::new(bin), &args, &[]);
+        wait_for_port(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(10),
+            &mut process,
+        );
+        cluster.masters.push(Redis { process, port });
+    }
+    let mut create: Vec<String> = vec!["--cluster".into(), "create".into()];
+    create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"].map(String::from));
+    let create: Vec<&str> = create.iter().map(String::as_str).collect();
+    must("redis-cli", &create);
+    let ok = eventually(Duration::from_secs(30), || {
+        ports.iter().all(|p| {
+            let out = run("redis-cli", &["-p", &p.to_string(), "cluster", "info"]);
+            String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok")
+        })
+    });
+    assert!(ok, "the Redis Cluster on {ports:?} did not reach cluster_state:ok");
+    cluster
 }

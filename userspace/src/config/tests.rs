@@ -285,3 +285,35 @@ fn a_wildcard_without_a_dns_hook_and_acme_without_tls_are_errors_naming_the_key(
     );
     load(&ok).expect("a wildcard with a DNS hook is valid");
 }
+
+#[test]
+fn redis_cluster_mode_needs_valid_nodes_and_db_zero() {
+    let found = issues(&format!(
+        "{UPSTREAM}  caching:\n    redis_cache:\n      enabled: true\n      cluster_mode: true\n      db: 2\n      cluster_nodes: [\"127.0.0.1:7000\", \"127.0.0.1\", \"h:0\", \"::1:7000\", \"[::1]:7001\"]\n"
+    ));
+    let text: Vec<String> = found.iter().map(|f| format!("{}: {}", f.path, f.message)).collect();
+    for expected in [
+        "proxy.caching.redis_cache.cluster_nodes[1]: `127.0.0.1` is not host:port",
+        "proxy.caching.redis_cache.cluster_nodes[2]: `h:0` is not host:port",
+        "proxy.caching.redis_cache.cluster_nodes[3]: `::1:7000` is not host:port",
+        "proxy.caching.redis_cache.db: 2 in cluster mode: a Redis Cluster has only db 0",
+    ] {
+        assert!(text.iter().any(|t| t == expected), "missing {expected:?} in {text:?}");
+    }
+    assert_eq!(text.len(), 4, "entries 0 and 4 are valid: {text:?}");
+
+    let found = issues(&format!(
+        "{UPSTREAM}  caching:\n    redis_cache:\n      enabled: true\n      cluster_mode: true\n"
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|f| f.path.to_string() == "proxy.caching.redis_cache.cluster_nodes"
+                && f.message.contains("at least one")),
+        "{found:?}"
+    );
+    let ok = format!(
+        "{UPSTREAM}  caching:\n    redis_cache:\n      enabled: true\n      cluster_mode: true\n      cluster_nodes: [\"127.0.0.1:7000\", \"[::1]:7001\"]\n"
+    );
+    load(&ok).expect("a cluster with valid nodes is valid");
+}

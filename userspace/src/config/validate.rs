@@ -149,7 +149,25 @@ fn caching(c: &Config, out: &mut Vec<Finding>) {
         if r.timeout == 0 {
             out.push((rp.child_key("timeout"), "must be at least 1 second".into()));
         }
-        if r.host.trim().is_empty() {
+        if r.cluster_mode {
+            if r.cluster_nodes.is_empty() {
+                out.push((
+                    rp.child_key("cluster_nodes"),
+                    "cluster_mode needs at least one host:port entry".into(),
+                ));
+            }
+            for (i, node) in r.cluster_nodes.iter().enumerate() {
+                if let Err(e) = crate::config::schema::RedisCacheConfig::cluster_node(node) {
+                    out.push((rp.child_key("cluster_nodes").child_index(i), e));
+                }
+            }
+            if r.db != 0 {
+                out.push((
+                    rp.child_key("db"),
+                    format!("{} in cluster mode: a Redis Cluster has only db 0", r.db),
+                ));
+            }
+        } else if r.host.trim().is_empty() {
             out.push((rp.child_key("host"), "must not be empty".into()));
         }
     }

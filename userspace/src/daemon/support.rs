@@ -20,10 +20,6 @@ pub fn check(c: &Config) -> Unsupported {
         }
     };
     fatal_if(
-        c.proxy.caching.redis_cache.enabled && c.proxy.caching.redis_cache.cluster_mode,
-        "proxy.caching.redis_cache.cluster_mode (a single Redis server, or one behind a proxy, is)",
-    );
-    fatal_if(
         c.metrics.prometheus.port.is_some(),
         "metrics.prometheus.port (a separate metrics listener; /metrics is on the admin listener)",
     );

@@ -356,10 +356,33 @@ pub struct RedisCacheConfig {
     pub pool_size: u32,
     /// Seconds per operation before falling back to the memory cache. Default 5.
     pub timeout: u64,
-    /// Default false.
+    /// Talk to a Redis Cluster through `cluster_nodes` instead of one server at `host`/`port`. Default false.
     pub cluster_mode: bool,
-    /// `host:port` of cluster nodes. Default none.
+    /// `host:port` of cluster nodes (`[v6]:port` for IPv6), needed in cluster mode: the first that answers
+    /// tells where the rest of the cluster is. Default none.
     pub cluster_nodes: Vec<String>,
+}
+
+impl RedisCacheConfig {
+    /// Splits a `cluster_nodes` entry into host and port: `host:port` or `[v6]:port`, port 1-65535.
+    pub fn cluster_node(entry: &str) -> Result<(String, u16), String> {
+        let bad = || format!("`{entry}` is not host:port");
+        let (host, port) = entry.trim().rsplit_once(':').ok_or_else(bad)?;
+        let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6
+                .strip_suffix(']')
+                .filter(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+                .ok_or_else(bad)?,
+            // An unbracketed colon would make the port ambiguous.
+            None if host.contains(':') => return Err(bad()),
+            None => host,
+        };
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
+            return Err(bad());
+        }
+        Ok((host.to_owned(), port))
+    }
 }
 
 impl Default for RedisCacheConfig {

@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used)] // a test reports failure by panicking
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rampart_tests::cache_outage::{CacheLoad, assert_redis_down};
 use rampart_tests::http1::Client;
 use rampart_tests::*;
 
@@ -148,79 +147,21 @@ fn redis_dying_mid_load_fails_no_request_and_degrades_to_memory() {
     let a = start_node("oa", upstream_port, redis.port);
     let b = start_node("ob", upstream_port, redis.port);
     let proxies = [a.proxy, b.proxy];
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    // Four clients, two per node: half the requests on 40 hot keys (memory hits), half on new keys (misses,
-    // which ask Redis), bounded by count and time.
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            let proxy = proxies[w % 2];
-            std::thread::spawn(move || {
-                let mut c = Client::connect(proxy).unwrap();
-                let mut errors = Vec::new();
-                for i in 0..20_000u32 {
-                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                        break;
-                    }
-                    let path = if i % 2 == 0 {
-                        format!("/f/load/{}", (i * 7 + w as u32) % 40)
-                    } else {
-                        format!("/f/new/{w}/{i}")
-                    };
-                    match c.get(&path, &[]) {
-                        Ok(r) if r.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(r) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(format!("{path}: status {}", r.status));
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(format!("{path}: {e}"));
-                            let _ = c.reconnect();
-                        }
-                    }
-                }
-                errors
-            })
-        })
-        .collect();
+    let load = CacheLoad::start(proxies);
     std::thread::sleep(Duration::from_secs(2));
-    let before_kill = ok.load(Ordering::Relaxed);
+    let before_kill = load.ok();
     redis.process.terminate(Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(3));
-    stop.store(true, Ordering::Relaxed);
-    let errors: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
-    let total_ok = ok.load(Ordering::Relaxed);
+    let (total_ok, failed, errors) = load.finish();
     assert!(before_kill > 100, "the load ran before the kill: {before_kill}");
     assert!(
         total_ok > before_kill + 100,
         "the load went on after the kill: {total_ok}"
     );
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests: {errors:?}");
+    assert_eq!(failed, 0, "failed requests: {errors:?}");
 
     for node in [&a, &b] {
-        let health = json(&curl(None, "GET", &format!("{}/health", node.admin), None, 5));
-        assert_eq!(health["status"], "degraded", "{health}");
-        assert!(
-            health["degraded"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|d| d == "cache_redis"),
-            "{health}"
-        );
-        assert_eq!(health["components"]["cache"]["redis"], "down", "{health}");
-        let m = scrape(&node.admin);
-        assert_eq!(metric(&m, "rampart_cache_redis_up"), 0.0);
-        assert!(metric(&m, "rampart_cache_redis_errors_total") >= 1.0);
-        assert!(
-            node.rampart.log().contains("Redis cache is unreachable"),
-            "no warning in the log"
-        );
+        assert_redis_down(&node.admin, &node.rampart.log());
     }
     // Memory alone still caches.
     let mut c = Client::connect(a.proxy).unwrap();

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is the failure report
 
 pub mod acme;
+pub mod cache_outage;
 pub mod http1;
 pub mod packets;
 pub mod pki;

@@ -191,7 +191,7 @@ impl Proxy {
         if let Some(fields) = upstream_fields {
             resp.extensions_mut().insert(fields);
         }
-        if rt.bots.is_some() {
+        if rt.bots.is_some() && rt.config.waf.bot_protection.behavioral_analysis {
             self.bots.behaviours.response(ctx.client, resp.status().as_u16());
         }
         let total = started.elapsed();

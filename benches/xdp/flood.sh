@@ -12,12 +12,19 @@
 # dropped on the sender's own egress ("sender-only"). What remains is the receive-and-drop path being measured.
 # Both sides hold N deny prefixes: Rampart in its LPM tries (through xdp.deny), nftables in an interval set.
 #
+# Second, the same comparison without trafgen's skbs: rampart-framegen (benches/xdp/framegen.rs) makes the
+# kernel generate page-pool XDP frames and redirect them out of the namespace's veth, so the host side receives
+# XDP frames as from a NIC driver's ring: Rampart's XDP judges them before any skb exists, while nftables needs
+# the skb the host veth builds from each frame (NAPI switched on with GRO, as drivers use it). Same CPU-time
+# method; the baseline is the generator dropping its own frames ("gen-only"); packets counted at the receiver.
+#
 # Then: wrk (in the namespace, from a source that is not denied) against Rampart's proxy, pinned with its
 # upstream to CPU 1, without and with the flood on CPU 0; the ratio is the throughput kept under the flood.
 # All traffic stays inside the namespace and veth pair created here; everything is removed on exit.
 set -euo pipefail
 T=${T:-5}; REPS=${REPS:-3}; N=${N:-100000}; WRK_T=${WRK_T:-10}
 BIN=${RAMPART_BIN:?set RAMPART_BIN to the rampart binary}
+GEN=${FRAMEGEN_BIN:?set FRAMEGEN_BIN to the rampart-framegen binary}
 NS=rbflood; H=rbfh; P=rbfp; FLOOD_SRC=10.203.0.2; CLIENT=10.203.0.3; HOST=10.203.0.1
 W=$(mktemp -d /tmp/rampart-flood.XXXX); PIDS=()
 PIN=/sys/fs/bpf/rampart-bench-flood
@@ -26,7 +33,7 @@ cleanup() { stop_all; nft delete table netdev rbf 2>/dev/null || true; nft delet
   ip netns del $NS 2>/dev/null || true; ip link del $H 2>/dev/null || true; rm -rf "$PIN" "$W"; }
 trap cleanup EXIT INT TERM
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 2; }
-for t in trafgen nft ip python3 taskset perf wrk; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
+for t in trafgen nft ip python3 taskset perf wrk ethtool; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs"; exit 2; }
 
 # Two queues per side, like a multi-queue NIC: XPS sends each CPU's packets through its own queue, so the flood
@@ -39,13 +46,16 @@ ip netns exec $NS ip addr add $CLIENT/24 dev $P; ip netns exec $NS ip link set $
 ip netns exec $NS sh -c "echo 1 > /sys/class/net/$P/queues/tx-0/xps_cpus; echo 2 > /sys/class/net/$P/queues/tx-1/xps_cpus"
 sleep 1
 # One UDP frame from the spoofed FLOOD_SRC to HOST:12346 (checksummed IPv4 header, no UDP checksum).
-python3 - "$(cat /sys/class/net/$H/address)" "$(ip netns exec $NS cat /sys/class/net/$P/address)" > "$W/udp.cfg" <<'PY'
+python3 - "$(cat /sys/class/net/$H/address)" "$(ip netns exec $NS cat /sys/class/net/$P/address)" "$W/udp.hex" \
+  > "$W/udp.cfg" <<'PY'
 import sys
 d = [int(x, 16) for x in sys.argv[1].split(':')]; s = [int(x, 16) for x in sys.argv[2].split(':')]
 ip = [0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 203, 0, 2, 10, 203, 0, 1]
 c = sum((ip[i] << 8) + ip[i + 1] for i in range(0, 20, 2)); c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
 c = ~c & 0xffff; ip[10] = c >> 8; ip[11] = c & 0xff
-print("{ " + ", ".join("0x%02x" % x for x in d + s + [8, 0] + ip + [0x30, 0x39, 0x30, 0x3a, 0, 26, 0, 0] + [0x41] * 18) + " }")
+f = d + s + [8, 0] + ip + [0x30, 0x39, 0x30, 0x3a, 0, 26, 0, 0] + [0x41] * 18
+print("{ " + ", ".join("0x%02x" % x for x in f) + " }")
+open(sys.argv[3], "w").write(bytes(f).hex())
 PY
 # N random IPv4 prefixes (outside 10.203.0.0/16) plus the flood source, for both sides.
 python3 - "$N" > "$W/prefixes.txt" <<'PY'
@@ -125,6 +135,37 @@ echo "== median of $REPS: scenario pps cpu_ns/pkt drop_path_ns/pkt (minus sender
 base=$(median sender-only 2)
 for s in $SC; do printf "  %-14s %9s %7s %7s\n" "$s" "$(median "$s" 1)" "$(median "$s" 2)" "$(( $(median "$s" 2) - base ))"; done
 
+# XDP frames handed to the host veth (all receive queues), whatever then happens to them.
+xdp_rx() { ethtool -S $H | awk '/rx_queue_[0-9]+_xdp_packets/{n += $2} END{print n + 0}'; }
+# One flood of generated XDP frames; records received packets/s and CPU ns per packet under "f-NAME".
+fflood() {
+  local name=$1 x0 x1 k0 k1 tc n sent args="--ifindex $(ip netns exec $NS cat /sys/class/net/$P/ifindex)"
+  [ "$name" = gen-only ] && args=--drop
+  x0=$(xdp_rx); k0=$(rt "$KSI")
+  perf stat -x, -e task-clock -o "$W/perf.txt" -- ip netns exec $NS taskset -c 0 \
+    "$GEN" $args --frame "$(cat "$W/udp.hex")" --seconds "$T" --max-packets 200000000 > "$W/gen.txt"
+  x1=$(xdp_rx); k1=$(rt "$KSI")
+  tc=$(awk -F, '/task-clock/{printf "%.0f", $1*1e6}' "$W/perf.txt")
+  sent=$(sed -n 's/^packets=\([0-9]*\).*/\1/p' "$W/gen.txt")
+  n=$((x1 - x0)); [ "$name" = gen-only ] && n=$sent
+  [ "$n" -gt 0 ] || n=1
+  local cost=$(( (tc + k1 - k0) / n ))
+  printf "  %-14s sent=%-9d received=%-9d pps=%-8d cpu_ns/pkt=%d\n" "$name" "$sent" "$n" $((n / T)) "$cost"
+  echo "$((n / T)) $cost" >> "$W/f-$name"
+}
+echo "== drop cost for XDP frames (no skb before the drop path): T=${T}s x ${REPS} interleaved"
+ethtool -K $H gro on >/dev/null
+for r in $(seq "$REPS"); do
+  echo "-- rep $r"
+  for s in $SC; do [ "$s" = sender-only ] && s=gen-only; [ "$s" = gen-only ] || "setup_$s"; fflood "$s"
+    [ "$s" = gen-only ] || "teardown_$s"; done
+done
+ethtool -K $H gro off >/dev/null
+echo "== median of $REPS: scenario pps cpu_ns/pkt drop_path_ns/pkt (minus gen-only)"
+fbase=$(median f-gen-only 2)
+for s in gen-only nft-prerouting nft-ingress rampart-xdp; do
+  printf "  %-14s %9s %7s %7s\n" "$s" "$(median "f-$s" 1)" "$(median "f-$s" 2)" "$(( $(median "f-$s" 2) - fbase ))"; done
+
 echo "== proxy throughput for legitimate requests (wrk from $CLIENT, proxy+upstream pinned to CPU 1, ${WRK_T}s)"
 start_rampart
 wrk_rps() { ip netns exec $NS taskset -c 1 wrk -t1 -c50 -d"${WRK_T}s" "http://$HOST:18080/" | awk '/Requests\/sec/{print $2}'; }
@@ -142,5 +183,9 @@ echo "== RESULT"
 for n in nft-prerouting nft-ingress; do
   awk -v x="$(( $(median rampart-xdp 2) - base ))" -v f="$(( $(median $n 2) - base ))" -v n=$n 'BEGIN{
     printf "  drop path, %s : rampart-xdp = %.2fx (packets per CPU-second, XDP over nftables)\n", n, f / (x > 0 ? x : 1) }'
+done
+for n in nft-prerouting nft-ingress; do
+  awk -v x="$(( $(median f-rampart-xdp 2) - fbase ))" -v f="$(( $(median f-$n 2) - fbase ))" -v n=$n 'BEGIN{
+    printf "  XDP frames, %s : rampart-xdp = %.2fx (packets per CPU-second, XDP over nftables)\n", n, f / (x > 0 ? x : 1) }'
 done
 awk -v a="$flooded" -v b="$quiet" 'BEGIN{printf "  proxy throughput kept under the flood: %.0f%%\n", 100 * a / b}'

@@ -43,11 +43,22 @@ pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
                 .env("RAMPART_XDP_OBJ", &artefacts.xdp_object)
                 .args(["bench", "--package", "rampart-benches", "--bench", "xdp_cost"]),
         ),
-        Bench::XdpFlood => process::run(
-            Command::new("bash")
-                .arg(root.join("benches/xdp/flood.sh"))
-                .env("RAMPART_BIN", &artefacts.rampart),
-        ),
+        Bench::XdpFlood => {
+            process::run(clean_command("cargo").current_dir(root).args([
+                "build",
+                "--release",
+                "--package",
+                "rampart-benches",
+                "--bin",
+                "rampart-framegen",
+            ]))?;
+            process::run(
+                Command::new("bash")
+                    .arg(root.join("benches/xdp/flood.sh"))
+                    .env("RAMPART_BIN", &artefacts.rampart)
+                    .env("FRAMEGEN_BIN", root.join("target/release/rampart-framegen")),
+            )
+        }
         Bench::L7 => process::run(
             Command::new("bash")
                 .arg(root.join("benches/l7/proxy.sh"))

@@ -30,7 +30,8 @@ const PACKAGES: &[&str] = &[
 
 /// Debian packages only the benchmarks need: trafgen (netsniff-ng) floods, nftables is the baseline drop path,
 /// wrk drives HTTP load, nginx is the reference proxy and the fixed upstream (the same package
-/// `../shared/bench/l7` was measured with), valgrind counts instructions per request.
+/// `../shared/bench/l7` was measured with), valgrind counts instructions per request, ethtool switches a
+/// veth's NAPI on and reads its XDP counters.
 pub const BENCH_PACKAGES: &[&str] = &[
     "netsniff-ng",
     "nftables",
@@ -39,6 +40,7 @@ pub const BENCH_PACKAGES: &[&str] = &[
     "linux-perf",
     "valgrind",
     "nghttp2-client",
+    "ethtool",
 ];
 
 /// The bpf-linker release known to work with LLVM 22 and the installed nightly.

@@ -1,7 +1,8 @@
 //! Inspection cost of the WAF engine per request shape, with the default configuration: a clean GET with five
 //! headers and a 300-byte query (target ≤ 5 µs), a 4 KB urlencoded POST, a 16 KB JSON POST (target ≤ 50 µs),
-//! a 64 KB multipart upload, a few attacks, and inputs built to be slow — deep nesting, long runs of encoded
-//! bytes, many arguments, long token runs for the SQL lexer (target: none over 1 ms).
+//! a 64 KB multipart upload, the clean GET from user agents the engine has not seen, a few attacks, and
+//! inputs built to be slow — deep nesting, long runs of encoded bytes, many arguments, long token runs for
+//! the SQL lexer (target: none over 1 ms).
 //!
 //! `cargo xtask bench waf` (or `cargo bench -p rampart-benches --bench waf_inspect`).
 #![allow(clippy::unwrap_used)] // a benchmark fails by panicking
@@ -194,6 +195,39 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Bytes((case.query.len() + case.body.len()) as u64));
         group.bench_function(case.name, |b| b.iter(|| black_box(engine.inspect(black_box(&view)))));
     }
+    // The clean GET from 64 user agents in turn: more than the engine remembers per thread, so every
+    // request inspects its agent afresh (what the first request from each browser build costs).
+    let query = clean_query();
+    let agents: Vec<HeaderMap> = (0..64)
+        .map(|i| {
+            let mut h = browser_headers(None);
+            let ua = format!(
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.{i}.0 Safari/537.36"
+            );
+            h.insert("user-agent", HeaderValue::from_str(&ua).unwrap());
+            h
+        })
+        .collect();
+    let views: Vec<RequestView<'_>> = agents
+        .iter()
+        .map(|headers| RequestView {
+            method: "GET",
+            path: "/products/search",
+            query: &query,
+            headers,
+            body: b"",
+            body_truncated: false,
+            client: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+            route: None,
+        })
+        .collect();
+    let mut next = 0;
+    group.bench_function("clean_get_unseen_user_agent", |b| {
+        b.iter(|| {
+            next = (next + 1) % views.len();
+            black_box(engine.inspect(black_box(&views[next])))
+        })
+    });
     group.finish();
 }
 

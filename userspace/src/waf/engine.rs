@@ -7,6 +7,8 @@
 //! clean request at a few microseconds: most values contain no fragment of any family and cost one scan.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
@@ -95,7 +97,118 @@ pub struct Engine {
 
 thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+    /// The values already inspected in the current request, reused from request to request.
+    static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
     static BASE64: RefCell<(Vec<u8>, Buffers)> = RefCell::new((Vec::new(), Buffers::default()));
+}
+
+/// The values a request has had inspected, so that a repeat (the keys of every object in a JSON array, a
+/// query parameter given twice) is not inspected again: detectors are pure functions of (location,
+/// encoding, families asked for, bytes), so a repeat would only find again what the first one found.
+/// Repeats are confirmed byte for byte, so a hash collision can only cost a second inspection, never skip
+/// one. Reused from request to request (cleared, capacity kept).
+#[derive(Default)]
+struct Seen {
+    /// Hash of a key → the spans in `bytes` of the keys with that hash.
+    index: HashMap<u64, Span, BuildHasherDefault<Prehashed>>,
+    /// Every first-seen value's bytes, back to back.
+    bytes: Vec<u8>,
+    hasher: foldhash::fast::RandomState,
+}
+
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+    /// Another key with the same hash: such values are always inspected.
+    collided: bool,
+}
+
+/// Values longer than this are inspected every time (hashing and keeping them would cost more than a rare
+/// repeat saves).
+const SEEN_MAX_VALUE: usize = 1024;
+
+impl Seen {
+    fn first_time(&mut self, t: &Target<'_>, mask: u32) -> bool {
+        if t.value.len() > SEEN_MAX_VALUE {
+            return true;
+        }
+        let key = self.hasher.hash_one((t.location, t.encoding, mask, t.value));
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let span = e.get_mut();
+                let start = span.start as usize;
+                if !span.collided && self.bytes.get(start..start + span.len as usize) == Some(t.value) {
+                    return false;
+                }
+                span.collided = true;
+                true
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let (Ok(start), Ok(len)) = (u32::try_from(self.bytes.len()), u32::try_from(t.value.len())) else {
+                    return true;
+                };
+                self.bytes.extend_from_slice(t.value);
+                e.insert(Span {
+                    start,
+                    len,
+                    collided: false,
+                });
+                true
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.bytes.clear();
+    }
+}
+
+/// The hasher of a map whose keys are already hash values.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// What the value detectors found in a user agent, by the agent's exact bytes. A site sees few distinct
+/// agents (each browser build sends the same string on every request), and an agent is long, full of the
+/// parentheses and semicolons that wake the SQL and command detectors: inspecting it again costs more than
+/// the rest of a clean request. Detectors are pure, so a cached answer is the answer; the key carries what
+/// else the answer depends on.
+struct AgentEntry {
+    key: AgentKey,
+    agent: Vec<u8>,
+    findings: Vec<Finding>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct AgentKey {
+    mask: u32,
+    enabled: u32,
+    passes: u8,
+}
+
+/// Agents remembered per thread (most recent first), and the longest remembered.
+const AGENT_CACHE_ENTRIES: usize = 16;
+const AGENT_CACHE_MAX_LEN: usize = 512;
+
+thread_local! {
+    static AGENTS: RefCell<std::collections::VecDeque<AgentEntry>> = const {
+        RefCell::new(std::collections::VecDeque::new())
+    };
 }
 
 /// Per-request accumulation.
@@ -105,9 +218,28 @@ struct State {
     token_seen: bool,
     /// More values than `limits.max_targets`: the rest is inspected as one raw block.
     overflowed: bool,
+    seen: Seen,
 }
 
 impl State {
+    fn new(seen: Seen) -> Self {
+        Self {
+            best: Default::default(),
+            targets: 0,
+            token_seen: false,
+            overflowed: false,
+            seen,
+        }
+    }
+
+    /// Keeps `f` if it is its family's most confident finding so far (the first on a tie, as `record`).
+    fn keep(&mut self, f: Finding) {
+        let slot = &mut self.best[f.family.index()];
+        if slot.as_ref().is_none_or(|old| old.confidence < f.confidence) {
+            *slot = Some(f);
+        }
+    }
+
     fn record(&mut self, family: Family, hit: &Hit, location: Location, name: &str, text: &str) {
         let slot = &mut self.best[family.index()];
         if slot.as_ref().is_some_and(|f| f.confidence >= hit.confidence) {
@@ -122,6 +254,14 @@ impl State {
             excerpt: excerpt(text, hit.start, hit.end),
         });
     }
+}
+
+/// `s` without trailing `%3D`/`%3d` (URL-encoded base64 padding).
+fn without_encoded_padding(mut s: &str) -> &str {
+    while let Some(head) = s.strip_suffix("%3D").or_else(|| s.strip_suffix("%3d")) {
+        s = head;
+    }
+    s
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -189,6 +329,7 @@ impl Engine {
                 .max(64),
             limits: targets::Limits {
                 max_depth: usize::from(limits.max_depth),
+                max_targets: usize::try_from(limits.max_targets.max(1)).unwrap_or(usize::MAX),
                 file_content_bytes: usize::try_from(limits.file_content_bytes.get()).unwrap_or(usize::MAX),
             },
             body_limit: usize::try_from(cfg.body_inspection_limit.get()).unwrap_or(usize::MAX),
@@ -223,12 +364,11 @@ impl Engine {
 
     /// Inspects a request; `body` in the view is what the caller read (at most `body_limit`).
     pub fn inspect(&self, req: &RequestView<'_>) -> Inspection {
-        let mut st = State {
-            best: Default::default(),
-            targets: 0,
-            token_seen: false,
-            overflowed: false,
-        };
+        let mut st = State::new(SEEN.with(|cell| {
+            cell.try_borrow_mut()
+                .map(|mut s| std::mem::take(&mut *s))
+                .unwrap_or_default()
+        }));
         let excluded = self.policy.excluded(req.route, req.path);
         let active = self.enabled & !excluded.whole;
 
@@ -252,7 +392,7 @@ impl Engine {
         let value_mask = active & !(Family::Protocol.bit() | Family::Scanner.bit() | Family::Csrf.bit());
         if value_mask != 0 {
             let mut visit = |t: Target<'_>| self.visit(&t, value_mask, &excluded, &mut st);
-            targets::each_in_head(req, &mut visit);
+            targets::each_in_head(req, self.limits, &mut visit);
             if !req.body.is_empty() {
                 targets::each_in_body(req, self.limits, &mut visit);
             }
@@ -289,6 +429,13 @@ impl Engine {
         {
             st.record(Family::Csrf, &h, Location::Header, "origin", "");
         }
+        let mut seen = std::mem::take(&mut st.seen);
+        seen.clear();
+        SEEN.with(|cell| {
+            if let Ok(mut s) = cell.try_borrow_mut() {
+                *s = seen;
+            }
+        });
         self.decide(st)
     }
 
@@ -328,6 +475,9 @@ impl Engine {
         {
             st.token_seen = true;
         }
+        if !st.seen.first_time(t, mask) {
+            return;
+        }
         if t.value.len() > self.max_value {
             // Inspect the start and the end: payloads hide behind padding in either direction.
             let half = self.max_value / 2;
@@ -339,6 +489,48 @@ impl Engine {
     }
 
     fn value(&self, raw: &[u8], t: &Target<'_>, mask: u32, st: &mut State) {
+        if t.location != Location::UserAgent || raw.len() > AGENT_CACHE_MAX_LEN {
+            return self.value_uncached(raw, t, mask, st);
+        }
+        let key = AgentKey {
+            mask,
+            enabled: self.enabled,
+            passes: self.passes,
+        };
+        let cached = AGENTS.with(|cell| {
+            let cache = cell.try_borrow().ok()?;
+            cache
+                .iter()
+                .find(|e| e.key == key && e.agent == raw)
+                .map(|e| e.findings.clone())
+        });
+        let findings = match cached {
+            Some(findings) => findings,
+            None => {
+                let mut own = State::new(Seen::default());
+                self.value_uncached(raw, t, mask, &mut own);
+                let findings: Vec<Finding> = own.best.into_iter().flatten().collect();
+                AGENTS.with(|cell| {
+                    if let Ok(mut cache) = cell.try_borrow_mut() {
+                        if cache.len() >= AGENT_CACHE_ENTRIES {
+                            cache.pop_back();
+                        }
+                        cache.push_front(AgentEntry {
+                            key,
+                            agent: raw.to_vec(),
+                            findings: findings.clone(),
+                        });
+                    }
+                });
+                findings
+            }
+        };
+        for f in findings {
+            st.keep(f);
+        }
+    }
+
+    fn value_uncached(&self, raw: &[u8], t: &Target<'_>, mask: u32, st: &mut State) {
         BUFFERS.with(|cell| {
             let Ok(mut buf) = cell.try_borrow_mut() else { return };
             let c = normalize::decoded(raw, t.encoding, self.passes, &mut buf, false);
@@ -378,7 +570,7 @@ impl Engine {
             &mut std::iter::once(all)
         };
         for text in pieces {
-            let text = text.trim_end_matches("%3D").trim_end_matches("%3d");
+            let text = without_encoded_padding(text);
             if normalize::base64::looks_encoded(text) {
                 BASE64.with(|cell| {
                     let Ok(mut guard) = cell.try_borrow_mut() else { return };

@@ -7,27 +7,36 @@ use crate::waf::request::RequestView;
 
 pub fn check(req: &RequestView<'_>) -> Option<Hit> {
     let h = req.headers;
-    let cl: Vec<&[u8]> = h.get_all("content-length").iter().map(|v| v.as_bytes()).collect();
-    let te: Vec<&[u8]> = h.get_all("transfer-encoding").iter().map(|v| v.as_bytes()).collect();
-    if !cl.is_empty() && !te.is_empty() {
+    // Counted without collecting: this runs on every request.
+    let cl = h.get_all("content-length");
+    let te = h.get_all("transfer-encoding");
+    let (cl_count, te_count) = (cl.iter().count(), te.iter().count());
+    if cl_count > 0 && te_count > 0 {
         return Some(Hit::new(1.0, 0, 0, "protocol.content_length_with_transfer_encoding"));
     }
-    if cl.len() > 1 {
+    if cl_count > 1 {
         return Some(Hit::new(1.0, 0, 0, "protocol.duplicate_content_length"));
     }
-    if let Some(v) = cl.first()
+    if let Some(v) = cl.iter().next().map(|v| v.as_bytes())
         && (v.is_empty() || !v.iter().all(u8::is_ascii_digit))
     {
         return Some(Hit::new(1.0, 0, 0, "protocol.invalid_content_length"));
     }
-    if te.len() > 1 || te.first().is_some_and(|v| !v.eq_ignore_ascii_case(b"chunked")) {
+    if te_count > 1
+        || te
+            .iter()
+            .next()
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
         return Some(Hit::new(1.0, 0, 0, "protocol.unusual_transfer_encoding"));
     }
     for (name, value) in h {
+        // Folded a chunk at a time (no early exit inside one) so that the compiler can vectorise the test.
+        let control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
         if value
             .as_bytes()
-            .iter()
-            .any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f)
+            .chunks(32)
+            .any(|c| c.iter().fold(false, |seen, b| seen | control(b)))
         {
             return Some(Hit::new(1.0, 0, 0, "protocol.control_character_in_header"));
         }

@@ -536,10 +536,15 @@ fn command_at(s: &str, at: usize) -> Option<(&str, usize)> {
         return None;
     }
     let word = word.trim_end_matches('.');
-    COMMANDS.contains(&word).then_some((word, i))
+    COMMAND_SET.contains(word).then_some((word, i))
 }
 
 /// Subcommands that make a Windows administration tool's use unmistakable (`net user x /add`).
+/// [`COMMANDS`] hashed: every separator in a value looks a word up, and a linear scan of the list was a
+/// tenth of a clean request's inspection time.
+static COMMAND_SET: LazyLock<std::collections::HashSet<&'static str>> =
+    LazyLock::new(|| COMMANDS.iter().copied().collect());
+
 const SUBCOMMANDS: &[(&str, &[&str])] = &[
     (
         "net",

@@ -112,6 +112,10 @@ fn reference(s: &str) -> Option<(char, usize)> {
         return Some((ch, len));
     }
     let name_len = b.iter().take(10).take_while(|c| c.is_ascii_alphabetic()).count();
+    // Every known name has 2 to 7 letters; `&a=1&b=2` (every form field) is rejected without a lookup.
+    if !(2..=7).contains(&name_len) {
+        return None;
+    }
     let name = &s[..name_len];
     let (_, ch) = NAMED.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
     let mut len = name_len;
@@ -143,6 +147,11 @@ mod tests {
     #[test]
     fn zero_padded_references_are_decoded() {
         assert_eq!(dec("&#0000060img"), "<img");
+    }
+
+    #[test]
+    fn every_known_name_is_within_the_lengths_looked_up() {
+        assert!(NAMED.iter().all(|(n, _)| (2..=7).contains(&n.len())));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Canonical<'x> {
 }
 
 /// How a value arrived, which decides how it is decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Encoding {
     /// Form or query encoding: `+` is a space, then percent-decoding.
     Form,
@@ -72,6 +72,15 @@ pub fn decoded<'x>(
     buf: &'x mut Buffers,
     lowercase: bool,
 ) -> Canonical<'x> {
+    if is_plain(raw, encoding == Encoding::Form, lowercase)
+        && let Ok(text) = std::str::from_utf8(raw)
+    {
+        // Most values: nothing any stage below would change.
+        return Canonical {
+            text,
+            anomalies: Anomalies::default(),
+        };
+    }
     let mut anomalies = Anomalies::default();
     let Buffers {
         bytes,
@@ -128,6 +137,45 @@ pub fn decoded<'x>(
     Canonical { text, anomalies }
 }
 
+/// Bytes that make some stage of [`decoded`] act: `%` (and `+` in forms) for percent-decoding, `&` for
+/// character references, NUL, and anything non-ASCII (invalid UTF-8 or a Unicode fold). Upper case only
+/// matters when lower-casing.
+const fn special_bytes(plus: bool, upper: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0x80;
+    while b < 256 {
+        t[b] = true;
+        b += 1;
+    }
+    t[0] = true;
+    t[b'%' as usize] = true;
+    t[b'&' as usize] = true;
+    if plus {
+        t[b'+' as usize] = true;
+    }
+    if upper {
+        let mut c = b'A';
+        while c <= b'Z' {
+            t[c as usize] = true;
+            c += 1;
+        }
+    }
+    t
+}
+
+const SPECIAL: [[bool; 256]; 4] = [
+    special_bytes(false, false),
+    special_bytes(true, false),
+    special_bytes(false, true),
+    special_bytes(true, true),
+];
+
+/// Whether no stage of [`decoded`] would change `raw`: one pass over a byte table instead of one per stage.
+fn is_plain(raw: &[u8], plus: bool, lowercase: bool) -> bool {
+    let table = &SPECIAL[usize::from(plus) | usize::from(lowercase) << 1];
+    !raw.iter().any(|&b| table[usize::from(b)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +199,28 @@ mod tests {
         let raw = b"hello-world";
         let c = canonical(raw, Encoding::Form, 3, &mut buf);
         assert_eq!(c.text.as_ptr(), raw.as_ptr());
+    }
+
+    #[test]
+    fn the_plain_shortcut_agrees_with_every_stage() {
+        // Each of these has one byte that some stage acts on; the shortcut must not take them.
+        for (raw, enc, want) in [
+            ("a+b", Encoding::Form, "a b"),
+            ("a+b", Encoding::Percent, "a+b"),
+            ("%41", Encoding::Percent, "a"),
+            ("&lt;", Encoding::Text, "<"),
+            ("S\0E", Encoding::Percent, "se"),
+            ("ＳＥＬＥＣＴ", Encoding::Percent, "select"),
+            ("Plain-Value_1.2", Encoding::Form, "plain-value_1.2"),
+        ] {
+            assert_eq!(canon(raw, enc), want, "{raw:?} as {enc:?}");
+        }
+        let mut buf = Buffers::default();
+        let c = decoded(b"A\0B", Encoding::Percent, 3, &mut buf, false);
+        assert_eq!(c.text, "AB", "a NUL byte is removed even when case is kept");
+        let raw = b"MixedCase";
+        let c = decoded(raw, Encoding::Form, 3, &mut buf, false);
+        assert_eq!(c.text.as_ptr(), raw.as_ptr(), "nothing to do: borrowed");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub fn each(header: &[u8], f: &mut dyn FnMut(Target<'_>)) {
         if !value.is_empty() {
             f(Target {
                 location: Location::CookieValue,
-                name: String::from_utf8_lossy(name),
+                name: super::text(name),
                 value,
                 // Cookie values are decoded like form values by most frameworks (PHP's `urldecode`).
                 encoding: Encoding::Form,

@@ -6,17 +6,24 @@ use std::borrow::Cow;
 use super::{Location, Target};
 use crate::waf::normalize::Encoding;
 
-/// Visits every name and value; a piece without `=` is a name with an empty value.
-pub fn each(data: &[u8], name_loc: Location, value_loc: Location, f: &mut dyn FnMut(Target<'_>)) {
+/// Visits every name and value, at most `max` of them (the engine inspects no more than its target limit
+/// anyway, and a query of 20,000 pairs should not cost 20,000 visits); a piece without `=` is a name with
+/// an empty value.
+pub fn each(data: &[u8], name_loc: Location, value_loc: Location, max: usize, f: &mut dyn FnMut(Target<'_>)) {
+    let mut visited = 0usize;
     for pair in data.split(|b| *b == b'&') {
         if pair.is_empty() {
             continue;
         }
+        if visited >= max {
+            return;
+        }
+        visited += 2;
         let (name, value) = match memchr::memchr(b'=', pair) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
-        let name_text = String::from_utf8_lossy(name);
+        let name_text = super::text(name);
         if !name.is_empty() {
             f(Target {
                 location: name_loc,
@@ -47,6 +54,7 @@ mod tests {
             b"a=1&b=&c&&d=x%3Dy",
             Location::QueryName,
             Location::QueryValue,
+            usize::MAX,
             &mut |t| {
                 seen.push((
                     t.location,
@@ -60,5 +68,18 @@ mod tests {
         assert_eq!(values[1].1, "d");
         assert_eq!(values[1].2, "x%3Dy");
         assert_eq!(seen.iter().filter(|s| s.0 == Location::QueryName).count(), 4);
+    }
+
+    #[test]
+    fn visits_stop_once_the_limit_is_reached() {
+        let mut n = 0;
+        each(
+            b"a=1&b=2&c=3&d=4",
+            Location::QueryName,
+            Location::QueryValue,
+            3,
+            &mut |_| n += 1,
+        );
+        assert_eq!(n, 4, "whole pairs, until at least the limit");
     }
 }

@@ -148,7 +148,7 @@ impl<'a> Scanner<'a, '_> {
         };
         if self.b[end] == b'"' {
             self.i = end + 1;
-            return Ok(String::from_utf8_lossy(&self.b[start..end]));
+            return Ok(super::text(&self.b[start..end]));
         }
         let mut out: Vec<u8> = self.b[start..end].to_vec();
         let mut i = end;

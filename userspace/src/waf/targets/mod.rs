@@ -18,7 +18,7 @@ use super::normalize::Encoding;
 use super::request::RequestView;
 
 /// Where a value was found; decides which detectors apply and how the value is decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Location {
     Path,
     QueryName,
@@ -111,11 +111,22 @@ pub struct Target<'v> {
     pub encoding: Encoding,
 }
 
+/// `bytes` as text, borrowed when valid UTF-8 (the usual case: `from_utf8` is several times faster than
+/// `from_utf8_lossy` on short ASCII, and names and strings are short).
+pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Bounds on body parsing.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_depth: usize,
     pub file_content_bytes: usize,
+    /// Values the engine inspects one by one; parsers may stop producing values beyond this many.
+    pub max_targets: usize,
 }
 
 /// Headers whose syntax is fixed by the protocol and never carries application data: not inspected as text
@@ -154,7 +165,7 @@ const STRUCTURED_HEADERS: &[&str] = &[
 ];
 
 /// Visits the head of the request: path, query arguments, headers, cookies.
-pub fn each_in_head<'r>(req: &RequestView<'r>, f: &mut dyn FnMut(Target<'_>)) {
+pub fn each_in_head<'r>(req: &RequestView<'r>, limits: Limits, f: &mut dyn FnMut(Target<'_>)) {
     f(Target {
         location: Location::Path,
         name: Cow::Borrowed(""),
@@ -162,7 +173,9 @@ pub fn each_in_head<'r>(req: &RequestView<'r>, f: &mut dyn FnMut(Target<'_>)) {
         encoding: Encoding::Percent,
     });
     if !req.query.is_empty() {
-        form::each(req.query.as_bytes(), Location::QueryName, Location::QueryValue, f);
+        // One more than the limit, so that the engine sees it was exceeded.
+        let max = limits.max_targets.saturating_add(1);
+        form::each(req.query.as_bytes(), Location::QueryName, Location::QueryValue, max, f);
         whole_if_entity_encoded(req.query.as_bytes(), Location::QueryValue, f);
     }
     for (name, value) in req.headers {
@@ -259,7 +272,8 @@ pub fn each_in_body(req: &RequestView<'_>, limits: Limits, f: &mut dyn FnMut(Tar
     let ct = ct_header.map(|c| c.to_ascii_lowercase());
     let parsed = match body_kind(ct.as_deref(), req.body) {
         BodyKind::Form => {
-            form::each(req.body, Location::FormName, Location::FormValue, f);
+            let max = limits.max_targets.saturating_add(1);
+            form::each(req.body, Location::FormName, Location::FormValue, max, f);
             whole_if_entity_encoded(req.body, Location::FormValue, f);
             true
         }

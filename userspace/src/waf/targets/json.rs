@@ -15,6 +15,9 @@ pub enum JsonError {
 
 struct Scanner<'a, 'f> {
     b: &'a [u8],
+    /// The body as text when it is valid UTF-8 (checked once, not once per string): strings end at an
+    /// ASCII `"`, so their spans are character boundaries.
+    text: Option<&'a str>,
     i: usize,
     max_depth: usize,
     f: &'f mut dyn FnMut(Target<'_>),
@@ -25,6 +28,7 @@ struct Scanner<'a, 'f> {
 pub fn each(body: &[u8], max_depth: usize, f: &mut dyn FnMut(Target<'_>)) -> Result<(), JsonError> {
     let mut s = Scanner {
         b: body,
+        text: std::str::from_utf8(body).ok(),
         i: 0,
         max_depth,
         f,
@@ -148,6 +152,9 @@ impl<'a> Scanner<'a, '_> {
         };
         if self.b[end] == b'"' {
             self.i = end + 1;
+            if let Some(t) = self.text.and_then(|t| t.get(start..end)) {
+                return Ok(Cow::Borrowed(t));
+            }
             return Ok(super::text(&self.b[start..end]));
         }
         let mut out: Vec<u8> = self.b[start..end].to_vec();

@@ -234,20 +234,26 @@ impl State {
         }
     }
 
-    /// Keeps `f` if it is its family's most confident finding so far (the first on a tie, as `record`).
+    /// Whether `confidence` beats `family`'s best finding so far (the first one wins a tie).
+    fn beats(&self, family: Family, confidence: f32) -> bool {
+        self.best[family.index()]
+            .as_ref()
+            .is_none_or(|f| f.confidence < confidence)
+    }
+
+    /// Keeps a finding made earlier (a remembered user agent's) on the same terms as `record`.
     fn keep(&mut self, f: Finding) {
-        let slot = &mut self.best[f.family.index()];
-        if slot.as_ref().is_none_or(|old| old.confidence < f.confidence) {
-            *slot = Some(f);
+        if self.beats(f.family, f.confidence) {
+            let slot = f.family.index();
+            self.best[slot] = Some(f);
         }
     }
 
     fn record(&mut self, family: Family, hit: &Hit, location: Location, name: &str, text: &str) {
-        let slot = &mut self.best[family.index()];
-        if slot.as_ref().is_some_and(|f| f.confidence >= hit.confidence) {
+        if !self.beats(family, hit.confidence) {
             return;
         }
-        *slot = Some(Finding {
+        self.best[family.index()] = Some(Finding {
             family,
             confidence: hit.confidence,
             rule: hit.rule,
@@ -258,9 +264,13 @@ impl State {
     }
 }
 
-/// `s` without trailing `%3D`/`%3d` (URL-encoded base64 padding).
+/// `s` without trailing `%3D`s, then without trailing `%3d`s (URL-encoded base64 padding), as
+/// `trim_end_matches` twice but without building a substring searcher per value.
 fn without_encoded_padding(mut s: &str) -> &str {
-    while let Some(head) = s.strip_suffix("%3D").or_else(|| s.strip_suffix("%3d")) {
+    while let Some(head) = s.strip_suffix("%3D") {
+        s = head;
+    }
+    while let Some(head) = s.strip_suffix("%3d") {
         s = head;
     }
     s
@@ -852,6 +862,16 @@ mod tests {
             matches!(i.verdict, Verdict::Block(ref f) if f.family == Family::Xss),
             "{i:?}"
         );
+    }
+
+    #[test]
+    fn an_attack_after_many_bare_names_is_still_inspected() {
+        // 600 bare names are 600 values, under the 1,024 limit: every value after them is inspected too.
+        let e = engine(&WafConfig::default());
+        let names: Vec<String> = (0..600).map(|i| format!("n{i}")).collect();
+        let query = format!("{}&q=1'+union+select+password+from+users--", names.join("&"));
+        let i = inspect(&e, "/", &query, b"", None);
+        assert!(matches!(i.verdict, Verdict::Block(_)), "{:?}", i.findings);
     }
 
     #[test]

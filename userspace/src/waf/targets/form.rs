@@ -18,12 +18,14 @@ pub fn each(data: &[u8], name_loc: Location, value_loc: Location, max: usize, f:
         if visited >= max {
             return;
         }
-        visited += 2;
         let (name, value) = match memchr::memchr(b'=', pair) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
         let name_text = super::text(name);
+        // Counted as produced: a bare name is one value, not two, or a query of bare names would stop
+        // before the engine saw its limit exceeded and the rest would go uninspected.
+        visited += usize::from(!name.is_empty()) + usize::from(!value.is_empty());
         if !name.is_empty() {
             f(Target {
                 location: name_loc,
@@ -81,5 +83,10 @@ mod tests {
             &mut |_| n += 1,
         );
         assert_eq!(n, 4, "whole pairs, until at least the limit");
+        let mut n = 0;
+        each(b"a&b&c&d&e", Location::QueryName, Location::QueryValue, 3, &mut |_| {
+            n += 1
+        });
+        assert_eq!(n, 3, "bare names are one value each");
     }
 }

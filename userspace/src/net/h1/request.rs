@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version, request};
 
@@ -158,8 +158,13 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     };
 
     let head = buf.split_to(used).freeze();
-    let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1))
-        .map_err(|e| bad(format!("invalid request target: {e}")))?;
+    let raw_target = head.slice(target.0..target.0 + target.1);
+    let uri = match Uri::from_maybe_shared(raw_target.clone()) {
+        Ok(uri) => uri,
+        Err(e) => escaped_target(&raw_target)
+            .and_then(|t| Uri::from_maybe_shared(t).ok())
+            .ok_or_else(|| bad(format!("invalid request target: {e}")))?,
+    };
     let mut headers = HeaderMap::with_capacity(spans.len());
     for (name_at, name_len, value_at, value_len) in spans {
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len]).map_err(|_| bad("invalid field name"))?;
@@ -181,6 +186,51 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         expect_continue: expect_continue && version == Version::HTTP_11,
         upgrade,
     }))
+}
+
+/// Bytes that clients send raw in a target though RFC 3986 wants them escaped (curl, scripts, scanners: `"`,
+/// `<`, `{`, `|`, backslashes; bytes over 0x7f where the head parser lets them through). nginx and HAProxy accept them, so refusing them would break
+/// clients that work behind those and, worse, answer an attack with a parser's 400 instead of inspecting it.
+/// They are escaped here, as a browser would have sent them; the WAF decodes the escapes as it decodes any, and
+/// the upstream receives the same resource in its canonical spelling.
+const ESCAPED_IN_TARGET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x80;
+    while b < 256 {
+        t[b] = true;
+        b += 1;
+    }
+    let raw = b"\"<>\\^`{|}";
+    let mut i = 0;
+    while i < raw.len() {
+        t[raw[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// The target with `ESCAPED_IN_TARGET` bytes percent-encoded, or `None` when none was there or the target is
+/// neither origin form (`/path`) nor absolute form (`http://host/path`): it was refused for a reason escaping
+/// would not mend.
+fn escaped_target(raw: &[u8]) -> Option<Bytes> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let absolute = |scheme: &[u8]| raw.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme));
+    if !(raw.first() == Some(&b'/') || absolute(b"http://") || absolute(b"https://")) {
+        return None;
+    }
+    let extra = raw.iter().filter(|&&b| ESCAPED_IN_TARGET[usize::from(b)]).count();
+    if extra == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len() + 2 * extra);
+    for &b in raw {
+        if ESCAPED_IN_TARGET[usize::from(b)] {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(Bytes::from(out))
 }
 
 fn request_line_spaces(buf: &[u8]) -> usize {
@@ -215,6 +265,22 @@ mod tests {
         assert_eq!(h.framing, BodyFraming::None);
         assert!(h.keep_alive && !h.upgrade && !h.expect_continue);
         assert_eq!(&buf[..], b"GET /next", "a pipelined request stays in the buffer");
+    }
+
+    #[test]
+    fn raw_bytes_clients_send_in_targets_are_escaped_not_refused() {
+        let h = head("GET /a\\b<c>?q=\"<script>{x}|`^ HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(h.parts.uri, "/a%5Cb%3Cc%3E?q=%22%3Cscript%3E%7Bx%7D%7C%60%5E");
+        assert_eq!(
+            head("GET /plain?a=b HTTP/1.1\r\nHost: x\r\n\r\n").parts.uri,
+            "/plain?a=b"
+        );
+        assert_eq!(
+            head("GET http://h/<x> HTTP/1.1\r\nHost: h\r\n\r\n").parts.uri,
+            "http://h/%3Cx%3E"
+        );
+        // Not mended by escaping: a target that is not a path at all.
+        assert_eq!(status("GET a<b HTTP/1.1\r\nHost: x\r\n\r\n"), StatusCode::BAD_REQUEST);
     }
 
     #[test]

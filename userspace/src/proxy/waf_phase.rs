@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Body;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use tracing::warn;
 
 use super::body::{InspectedBody, Prefix, read_prefix};
@@ -31,9 +31,29 @@ use crate::waf::{Engine, Family, RequestView};
 /// `rampart_waf_requests_total{action}`, `rampart_waf_blocked_requests_total{attack_type}` and
 /// `rampart_waf_request_duration_seconds{phase}`. Labels are closed sets (actions, families, phases).
 pub struct WafMetrics {
-    requests: IntCounterVec,
     blocked: IntCounterVec,
-    duration: HistogramVec,
+    /// The series every request touches, resolved once: a label lookup hashes and takes a lock.
+    by_action: [IntCounter; 4],
+    head: Histogram,
+    body: Histogram,
+}
+
+/// Which part of a request a verdict is about (the `phase` label).
+#[derive(Clone, Copy)]
+enum Phase {
+    Head,
+    Body,
+}
+
+const ACTIONS: [&str; 4] = ["allowed", "blocked", "challenged", "logged"];
+
+fn action_index(verdict: &Verdict) -> usize {
+    match verdict {
+        Verdict::Allow => 0,
+        Verdict::Block(_) => 1,
+        Verdict::Challenge(_) => 2,
+        Verdict::Log(_) => 3,
+    }
 }
 
 impl WafMetrics {
@@ -67,29 +87,25 @@ impl WafMetrics {
         registry.register(Box::new(duration.clone()))?;
         // Every label value is known up front: export zeros, so a dashboard sees the series before the first
         // attack.
-        for a in ["allowed", "blocked", "challenged", "logged"] {
-            requests.with_label_values(&[a]);
-        }
+        let by_action = ACTIONS.map(|a| requests.with_label_values(&[a]));
         for f in Family::ALL {
             blocked.with_label_values(&[f.name()]);
         }
         Ok(Self {
-            requests,
+            head: duration.with_label_values(&["head"]),
+            body: duration.with_label_values(&["body"]),
             blocked,
-            duration,
+            by_action,
         })
     }
 
     /// Totals since start, for `GET /admin/waf/stats` (read from the same counters Prometheus scrapes).
     pub fn stats(&self) -> WafStats {
-        let head = self.duration.with_label_values(&["head"]);
-        let body = self.duration.with_label_values(&["body"]);
-        let inspected = head.get_sample_count();
-        let seconds = head.get_sample_sum() + body.get_sample_sum();
+        let inspected = self.head.get_sample_count();
+        let seconds = self.head.get_sample_sum() + self.body.get_sample_sum();
         WafStats {
             inspected,
-            by_action: ["allowed", "blocked", "challenged", "logged"]
-                .map(|a| (a, self.requests.with_label_values(&[a]).get())),
+            by_action: std::array::from_fn(|i| (ACTIONS[i], self.by_action[i].get())),
             by_attack: Family::ALL
                 .iter()
                 .map(|f| (f.name(), self.blocked.with_label_values(&[f.name()]).get()))
@@ -103,12 +119,16 @@ impl WafMetrics {
         }
     }
 
-    fn observe(&self, verdict: &Verdict, took: Duration, phase: &str) {
-        self.requests.with_label_values(&[verdict.action()]).inc();
+    fn observe(&self, verdict: &Verdict, took: Duration, phase: Phase) {
+        self.by_action[action_index(verdict)].inc();
         if let Verdict::Block(f) | Verdict::Challenge(f) = verdict {
             self.blocked.with_label_values(&[f.family.name()]).inc();
         }
-        self.duration.with_label_values(&[phase]).observe(took.as_secs_f64());
+        match phase {
+            Phase::Head => &self.head,
+            Phase::Body => &self.body,
+        }
+        .observe(took.as_secs_f64());
     }
 }
 
@@ -292,7 +312,7 @@ where
         let started = Instant::now();
         let inspection = engine.inspect(&v);
         let took = started.elapsed();
-        metrics.observe(&inspection.verdict, took, "head");
+        metrics.observe(&inspection.verdict, took, Phase::Head);
         if let Some(outcome) = answer(&inspection, &parts, ctx, block, rules) {
             return outcome;
         }
@@ -350,14 +370,14 @@ where
             anomaly_score: 0.0,
             targets: 0,
         };
-        metrics.observe(&inspection.verdict, Duration::ZERO, "body");
+        metrics.observe(&inspection.verdict, Duration::ZERO, Phase::Body);
         if let Some(outcome) = answer(&inspection, &parts, ctx, block, rules) {
             return outcome;
         }
     } else {
         let started = Instant::now();
         let inspection = engine.inspect(&view(&parts, inspected, rest.is_some(), ctx, route));
-        metrics.observe(&inspection.verdict, started.elapsed(), "body");
+        metrics.observe(&inspection.verdict, started.elapsed(), Phase::Body);
         if let Some(outcome) = answer(&inspection, &parts, ctx, block, rules) {
             return outcome;
         }

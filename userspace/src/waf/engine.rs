@@ -203,8 +203,9 @@ struct AgentKey {
     passes: u8,
 }
 
-/// Agents remembered per thread (most recent first), and the longest remembered.
-const AGENT_CACHE_ENTRIES: usize = 16;
+/// Agents remembered per thread (most recent first; each agent takes two entries, its scanner check and its
+/// value findings), and the longest remembered.
+const AGENT_CACHE_ENTRIES: usize = 32;
 const AGENT_CACHE_MAX_LEN: usize = 512;
 
 thread_local! {
@@ -261,6 +262,45 @@ impl State {
             name: name.chars().take(64).collect(),
             excerpt: excerpt(text, hit.start, hit.end),
         });
+    }
+}
+
+/// Keeps in `st` what `inspect` finds in the user agent `agent`, from the thread's memory of recent agents when
+/// `key` and the bytes match, else by running `inspect` on a fresh state and remembering its findings.
+fn remembered(agent: &[u8], key: AgentKey, st: &mut State, inspect: impl FnOnce(&mut State)) {
+    if agent.len() > AGENT_CACHE_MAX_LEN {
+        return inspect(st);
+    }
+    let cached = AGENTS.with(|cell| {
+        let cache = cell.try_borrow().ok()?;
+        cache
+            .iter()
+            .find(|e| e.key == key && e.agent == agent)
+            .map(|e| e.findings.clone())
+    });
+    let findings = match cached {
+        Some(findings) => findings,
+        None => {
+            let mut own = State::new(Seen::default());
+            inspect(&mut own);
+            let findings: Vec<Finding> = own.best.into_iter().flatten().collect();
+            AGENTS.with(|cell| {
+                if let Ok(mut cache) = cell.try_borrow_mut() {
+                    if cache.len() >= AGENT_CACHE_ENTRIES {
+                        cache.pop_back();
+                    }
+                    cache.push_front(AgentEntry {
+                        key,
+                        agent: agent.to_vec(),
+                        findings: findings.clone(),
+                    });
+                }
+            });
+            findings
+        }
+    };
+    for f in findings {
+        st.keep(f);
     }
 }
 
@@ -391,15 +431,25 @@ impl Engine {
         }
         if active & Family::Scanner.bit() != 0
             && let Some(ua) = req.header("user-agent")
-            && let Some(h) = detect::scanner::detect(ua)
         {
-            st.record(
-                Family::Scanner,
-                &h,
-                Location::UserAgent,
-                "user-agent",
-                &ua.to_ascii_lowercase(),
-            );
+            // The tool-name scan is remembered per agent like the value detectors' findings (its own key: the
+            // value detectors never set the scanner bit), and costs as much as the rest of a clean request.
+            let key = AgentKey {
+                mask: Family::Scanner.bit(),
+                enabled: self.enabled,
+                passes: 0,
+            };
+            remembered(ua.as_bytes(), key, &mut st, |own| {
+                if let Some(h) = detect::scanner::detect(ua) {
+                    own.record(
+                        Family::Scanner,
+                        &h,
+                        Location::UserAgent,
+                        "user-agent",
+                        &ua.to_ascii_lowercase(),
+                    );
+                }
+            });
         }
         let value_mask = active & !(Family::Protocol.bit() | Family::Scanner.bit() | Family::Csrf.bit());
         if value_mask != 0 {
@@ -501,7 +551,7 @@ impl Engine {
     }
 
     fn value(&self, raw: &[u8], t: &Target<'_>, mask: u32, st: &mut State) {
-        if t.location != Location::UserAgent || raw.len() > AGENT_CACHE_MAX_LEN {
+        if t.location != Location::UserAgent {
             return self.value_uncached(raw, t, mask, st);
         }
         let key = AgentKey {
@@ -509,37 +559,7 @@ impl Engine {
             enabled: self.enabled,
             passes: self.passes,
         };
-        let cached = AGENTS.with(|cell| {
-            let cache = cell.try_borrow().ok()?;
-            cache
-                .iter()
-                .find(|e| e.key == key && e.agent == raw)
-                .map(|e| e.findings.clone())
-        });
-        let findings = match cached {
-            Some(findings) => findings,
-            None => {
-                let mut own = State::new(Seen::default());
-                self.value_uncached(raw, t, mask, &mut own);
-                let findings: Vec<Finding> = own.best.into_iter().flatten().collect();
-                AGENTS.with(|cell| {
-                    if let Ok(mut cache) = cell.try_borrow_mut() {
-                        if cache.len() >= AGENT_CACHE_ENTRIES {
-                            cache.pop_back();
-                        }
-                        cache.push_front(AgentEntry {
-                            key,
-                            agent: raw.to_vec(),
-                            findings: findings.clone(),
-                        });
-                    }
-                });
-                findings
-            }
-        };
-        for f in findings {
-            st.keep(f);
-        }
+        remembered(raw, key, st, |own| self.value_uncached(raw, t, mask, own));
     }
 
     fn value_uncached(&self, raw: &[u8], t: &Target<'_>, mask: u32, st: &mut State) {
@@ -731,6 +751,51 @@ mod tests {
         assert_eq!(f.family, Family::SqlInjection);
         assert_eq!(f.name, "q");
         assert!(f.excerpt.contains("union select"), "{}", f.excerpt);
+    }
+
+    fn inspect_agent(e: &Engine, agent: &'static str) -> Inspection {
+        let mut h = HeaderMap::new();
+        h.insert("user-agent", HeaderValue::from_static(agent));
+        e.inspect(&RequestView {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &h,
+            body: b"",
+            body_truncated: false,
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            route: None,
+        })
+    }
+
+    #[test]
+    fn a_remembered_user_agent_gets_the_same_findings_as_a_new_one() {
+        let e = engine(&WafConfig::default());
+        for agent in [
+            "sqlmap/1.7.4#stable (https://sqlmap.org)",
+            "Mozilla/5.0' UNION SELECT password FROM users--",
+        ] {
+            let first = inspect_agent(&e, agent);
+            assert!(matches!(first.verdict, Verdict::Block(_)), "{agent}: {first:?}");
+            for _ in 0..3 {
+                assert_eq!(inspect_agent(&e, agent).findings, first.findings, "{agent} from memory");
+            }
+        }
+        let browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0";
+        for _ in 0..2 {
+            assert_eq!(inspect_agent(&e, browser).verdict, Verdict::Allow);
+        }
+        // A configuration without the scanner family must not be answered from the default engine's memory.
+        let mut cfg = WafConfig::default();
+        cfg.owasp_protection.rules.insert(
+            "scanner".into(),
+            crate::config::schema::RuleSetting {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        );
+        let quiet = inspect_agent(&engine(&cfg), "sqlmap/1.7.4#stable (https://sqlmap.org)");
+        assert!(quiet.findings.iter().all(|f| f.family != Family::Scanner), "{quiet:?}");
     }
 
     #[test]

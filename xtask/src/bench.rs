@@ -22,6 +22,9 @@ pub enum Bench {
     Cache,
     /// WAF inspection cost per request shape (criterion; no privileges, no eBPF object needed).
     Waf,
+    /// Through-proxy cost of the WAF: Rampart with it off and on, and nginx + ModSecurity + OWASP CRS (the
+    /// corpus's anchor, started and stopped by the harness), pinned to the same core.
+    WafProxy,
 }
 
 pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
@@ -74,6 +77,12 @@ pub fn start(root: &Path, bench: Bench) -> anyhow::Result<()> {
             Command::new("bash")
                 .arg(root.join("benches/cache/hit.sh"))
                 .env("RAMPART_BIN", &artefacts.rampart),
+        ),
+        Bench::WafProxy => process::run(
+            Command::new("bash")
+                .arg(root.join("benches/waf/throughput.sh"))
+                .env("RAMPART_BIN", &artefacts.rampart)
+                .env("CORPUS_DIR", root.join("../shared/corpus")),
         ),
         Bench::Waf => Ok(()),
     }

@@ -35,9 +35,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run a benchmark and print its figures (needs root): `xdp-cost` (per-packet program cost with
-    /// BPF_PROG_TEST_RUN) or `xdp-flood` (XDP vs nftables drop cost on a veth flood, and proxy throughput
-    /// under the flood).
+    /// Run a benchmark and print its figures (needs root for all but `waf`): `xdp-cost`, `xdp-flood`, `l7`,
+    /// `l7-instructions`, `cache`, `waf` (inspection cost per request) or `waf-proxy` (the WAF's cost through
+    /// the proxy, against nginx + ModSecurity + CRS).
     Bench {
         #[arg(value_enum)]
         name: bench::Bench,

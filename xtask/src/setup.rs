@@ -31,7 +31,8 @@ const PACKAGES: &[&str] = &[
 /// Debian packages only the benchmarks need: trafgen (netsniff-ng) floods, nftables is the baseline drop path,
 /// wrk drives HTTP load, nginx is the reference proxy and the fixed upstream (the same package
 /// `../shared/bench/l7` was measured with), valgrind counts instructions per request, ethtool switches a
-/// veth's NAPI on and reads its XDP counters.
+/// veth's NAPI on and reads its XDP counters, ModSecurity with the OWASP CRS is the WAF Rampart's is compared
+/// with (the corpus's anchor).
 pub const BENCH_PACKAGES: &[&str] = &[
     "netsniff-ng",
     "nftables",
@@ -41,6 +42,8 @@ pub const BENCH_PACKAGES: &[&str] = &[
     "valgrind",
     "nghttp2-client",
     "ethtool",
+    "libnginx-mod-http-modsecurity",
+    "modsecurity-crs",
 ];
 
 /// The bpf-linker release known to work with LLVM 22 and the installed nightly.

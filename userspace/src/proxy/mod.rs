@@ -30,7 +30,7 @@ pub mod cache;
 mod cache_phase;
 mod challenge_phase;
 mod forward;
-mod headers;
+pub(crate) mod headers;
 pub mod metrics;
 mod policy_phase;
 pub mod request_id;

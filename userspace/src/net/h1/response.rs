@@ -173,19 +173,11 @@ pub async fn write<S: AsyncWrite + Unpin>(
     Ok(if keep_alive { After::KeepAlive } else { After::Close })
 }
 
-/// Fields this hop writes itself, or that describe the previous hop's connection. `name` in any case: raw
-/// upstream names keep their spelling.
+/// Fields this hop writes itself (`Content-Length` unless kept), or that describe the previous hop's
+/// connection. `name` in any case: raw upstream names keep their spelling.
 fn skip_field(name: &[u8], upgraded: bool, keep_length: bool) -> bool {
-    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
-    match name.len() {
-        2 => is(b"te"),
-        7 => is(b"trailer") || (!upgraded && is(b"upgrade")),
-        10 => is(b"connection") || is(b"keep-alive"),
-        14 => !keep_length && is(b"content-length"),
-        16 => is(b"proxy-connection"),
-        17 => is(b"transfer-encoding"),
-        _ => false,
-    }
+    (!keep_length && name.eq_ignore_ascii_case(b"content-length"))
+        || crate::proxy::headers::is_hop_by_hop(name, upgraded)
 }
 
 fn put_status_line(out: &mut BytesMut, status: StatusCode) {

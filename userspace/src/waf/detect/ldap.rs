@@ -54,11 +54,7 @@ static RULES: LazyLock<Signatures> = LazyLock::new(|| {
 });
 
 pub fn detect(s: &str, _ctx: &Ctx) -> Option<Hit> {
-    let mut best: Option<Hit> = None;
-    if let Some(h) = RULES.best(s) {
-        best = Hit::max(best, h);
-    }
-    best
+    RULES.best(s)
 }
 
 #[cfg(test)]

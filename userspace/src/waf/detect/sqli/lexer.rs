@@ -31,7 +31,7 @@ pub enum Tok {
     Clause,
     /// `order by`, `group by`, `having`, `limit`, `offset`, `procedure analyse`, `into outfile`.
     Tail,
-    /// and or xor && || not
+    /// and or xor eqv imp && || not
     Logic,
     /// Comparison and arithmetic operators, including `like`, `rlike`, `regexp`, `between`, `in`, `is`, `div`, `mod`.
     Op,
@@ -65,8 +65,25 @@ const TAIL: &[&str] = &["having", "limit", "offset", "procedure", "order", "grou
 const OPWORDS: &[&str] = &[
     "like", "rlike", "regexp", "between", "in", "is", "div", "mod", "sounds", "glob", "match", "ilike", "similar",
 ];
-const LOGIC: &[&str] = &["and", "or", "xor", "not"];
+/// `eqv` and `imp` are MS Access's logical equivalence and implication.
+const LOGIC: &[&str] = &["and", "or", "xor", "not", "eqv", "imp"];
 const LITERAL: &[&str] = &["null", "true", "false", "unknown"];
+/// Functions SQL calls without parentheses: written bare they are values (`or utc_date`), not names. `user` is
+/// left out: as a bare word it is far more often English than SQL.
+const NILADIC_VALUES: &[&str] = &[
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "session_user",
+    "system_user",
+    "current_schema",
+    "utc_date",
+    "utc_time",
+    "utc_timestamp",
+    "localtime",
+    "localtimestamp",
+];
 
 /// SQL functions that appear in injections (time delays, error-based extraction, string building, metadata).
 pub const FUNCTIONS: &[&str] = &[
@@ -421,7 +438,23 @@ pub fn lex(s: &str, start: Option<u8>, max: usize, out: &mut Vec<(Tok, usize, us
                 i = e;
             }
             b'0'..=b'9' | b'.' => {
-                let e = number_end(b, i);
+                let mut e = number_end(b, i);
+                // Oracle's `1f`/`1d` (binary float/double) literals end a number that a keyword may follow with no
+                // space: `-1fUNION SELECT`.
+                if matches!(b.get(e), Some(b'f' | b'd'))
+                    && b[i..e].iter().all(|c| c.is_ascii_digit() || *c == b'.')
+                    && next_word(b, e + 1).is_some_and(|(w, _)| {
+                        std::str::from_utf8(w).is_ok_and(|w| {
+                            matches!(
+                                KEYWORDS.words.get(w),
+                                Some(Kw::Union | Kw::Select | Kw::Logic | Kw::Tail)
+                            )
+                        })
+                    })
+                    && b.get(e + 1).is_some_and(u8::is_ascii_alphabetic)
+                {
+                    e += 1;
+                }
                 out.push((Tok::Num, at, e));
                 i = e;
             }
@@ -475,6 +508,13 @@ pub fn lex(s: &str, start: Option<u8>, max: usize, out: &mut Vec<(Tok, usize, us
                         Some((w, end)) if w == b"by" => e = end,
                         _ => tok = Tok::Word,
                     }
+                }
+                // MySQL's `SOUNDS LIKE` is one comparison operator; read as two, its right operand would be `like`.
+                if word == "sounds"
+                    && let Some((w, end)) = next_word(b, e)
+                    && w == b"like"
+                {
+                    e = end;
                 }
                 out.push((tok, at, e));
                 i = e;
@@ -572,6 +612,7 @@ fn classify(word: &str, b: &[u8], end: usize) -> Tok {
         Some(Kw::Stmt) => Tok::Stmt,
         Some(Kw::Clause) => Tok::Clause,
         None if word.len() > 2 && (word.starts_with("0x") || word.starts_with("0b")) => Tok::Num,
+        None if NILADIC_VALUES.contains(&word) => Tok::Literal,
         None => Tok::Word,
     }
 }
@@ -643,6 +684,16 @@ fn number_end(b: &[u8], i: usize) -> usize {
     while e < b.len() && (b[e].is_ascii_digit() || b[e] == b'.') {
         e += 1;
     }
+    // MySQL reads `1.e` (an exponent marker with no digits) as the number 1, so `1.e(`, `1.e.name` and
+    // `1.eunion` hide what follows from lexers that stop at the `e`.
+    if b[i..e].contains(&b'.')
+        && b.get(e) == Some(&b'e')
+        && !b
+            .get(e + 1)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'_'))
+    {
+        return e + 1;
+    }
     if e < b.len()
         && b[e] == b'e'
         && b.get(e + 1)
@@ -700,6 +751,31 @@ mod tests {
         assert_eq!(kinds("sleep(5)", None)[0], Tok::Func);
         assert_eq!(kinds("foo(5)", None)[0], Tok::Call);
         assert_eq!(kinds("sleep 5", None)[0], Tok::Word);
+    }
+
+    #[test]
+    fn sounds_like_is_one_operator_and_sounds_alone_a_word() {
+        assert_eq!(kinds("a sounds like b", None), vec![Tok::Word, Tok::Op, Tok::Word]);
+        assert_eq!(kinds("it sounds good", None), vec![Tok::Word, Tok::Op, Tok::Word]);
+        assert_eq!(kinds("sounds", None), vec![Tok::Op]);
+    }
+
+    #[test]
+    fn number_suffixes_end_numbers_only_before_keywords() {
+        assert_eq!(kinds("1funion", None), vec![Tok::Num, Tok::Union]);
+        assert_eq!(kinds("1fish", None), vec![Tok::Num, Tok::Word]);
+        assert_eq!(
+            kinds("1.e(1)", None),
+            vec![Tok::Num, Tok::LParen, Tok::Num, Tok::RParen]
+        );
+        assert_eq!(kinds("1.example", None), vec![Tok::Num, Tok::Word]);
+    }
+
+    #[test]
+    fn bare_niladic_functions_are_literals_and_called_ones_functions() {
+        assert_eq!(kinds("utc_date", None), vec![Tok::Literal]);
+        assert_eq!(kinds("utc_date()", None), vec![Tok::Func, Tok::LParen, Tok::RParen]);
+        assert_eq!(kinds("user", None), vec![Tok::Word]);
     }
 
     #[test]

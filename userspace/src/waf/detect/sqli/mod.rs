@@ -58,6 +58,10 @@ pub const FRAGMENTS: &[&str] = &[
     "limit",
     "where",
     "from",
+    "case",
+    // A value that *is* the appended condition (`AND 0`, `or 1`) has no space before the operator.
+    "and ",
+    "or ",
 ];
 
 /// A token with its byte span in the lexed text.
@@ -113,7 +117,7 @@ fn apostrophe(b: &[u8], i: usize) -> bool {
     if !(i > 0 && b[i - 1].is_ascii_alphabetic() && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic)) {
         return false;
     }
-    // `cont'union`, `aa'or`: a keyword right after the quote makes it a delimiter after all.
+    // `cont'union`, `aa'or`, `name'declare`: a keyword right after the quote makes it a delimiter after all.
     let word: &[u8] = {
         let rest = &b[i + 1..];
         let len = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
@@ -141,6 +145,15 @@ fn apostrophe(b: &[u8], i: usize) -> bool {
             | b"limit"
             | b"into"
             | b"from"
+            | b"declare"
+            | b"exec"
+            | b"execute"
+            | b"waitfor"
+            | b"insert"
+            | b"update"
+            | b"delete"
+            | b"drop"
+            | b"shutdown"
     )
 }
 
@@ -196,18 +209,14 @@ fn is_comparison(t: Tok, text: &str) -> bool {
             && (text.bytes().any(|c| matches!(c, b'<' | b'>' | b'=' | b'!'))
                 || matches!(
                     text,
-                    "like"
-                        | "rlike"
-                        | "regexp"
-                        | "is"
-                        | "in"
-                        | "between"
-                        | "sounds"
-                        | "glob"
-                        | "match"
-                        | "ilike"
-                        | "similar"
-                )))
+                    "like" | "rlike" | "regexp" | "is" | "in" | "between" | "glob" | "match" | "ilike" | "similar"
+                )
+                || text.starts_with("sounds")))
+}
+
+/// Whether an operator is spelled as words (`like`, `div`, `sounds like`) rather than symbols.
+fn is_word_operator(text: &str) -> bool {
+    text.starts_with("sounds") || text.bytes().all(|c| c.is_ascii_alphabetic())
 }
 
 /// The token list of one lexing, without comments, with where the comments were.
@@ -289,7 +298,7 @@ impl<'s> Shape<'s> {
     fn operand_from(&self, mut i: usize) -> usize {
         while i < self.n
             && (self.v[i] == Tok::LParen
-                || (matches!(self.v[i], Tok::Word | Tok::Op | Tok::Logic | Tok::Clause)
+                || (matches!(self.v[i], Tok::Word | Tok::Op | Tok::Logic | Tok::Clause | Tok::Call)
                     && lexer::PREFIX.contains(&self.text(i)))
                 || (self.v[i] == Tok::Op && self.text(i).bytes().all(|c| matches!(c, b'!' | b'-' | b'+' | b'~'))))
         {
@@ -427,6 +436,36 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 Some(Tok::Clause) if text(i + 1) == "set" && at(i + 2) == Some(Tok::Var) => {
                     keep(sh.hit(0.9, i, i + 2, "sqli.stacked_set"))
                 }
+                // `; BEGIN SHUTDOWN END`, `; begin exec ... end`: a stacked block.
+                Some(Tok::Word)
+                    if text(i + 1) == "begin"
+                        && (matches!(at(i + 2), Some(Tok::Select | Tok::Waitfor))
+                            || (at(i + 2) == Some(Tok::Stmt) && statement(&sh, i + 2) >= 0.5)
+                            || (text(i + 2) == "shutdown" && text(i + 3) == "end" && sh.ends_after(i + 3)))
+                        && (i + 3..n).any(|k| v[k] == Tok::Clause && text(k) == "end") =>
+                {
+                    keep(sh.hit(0.88, i, i + 2, "sqli.stacked_block"))
+                }
+                // `;do (1=1)`: MySQL's DO evaluates an expression; in prose `do (` is not followed by a comparison.
+                Some(Tok::Word | Tok::Call)
+                    if text(i + 1) == "do"
+                        && at(i + 2) == Some(Tok::LParen)
+                        && (i + 3..n.min(i + 8)).any(|k| sh.cmp(k) || v[k] == Tok::Func) =>
+                {
+                    keep(sh.hit(0.85, i, i + 2, "sqli.stacked_do"))
+                }
+                // `; IF EXISTS (SELECT`, `; if not exists(` then nothing: MSSQL's conditional statement, which
+                // takes a subquery.
+                Some(Tok::Word | Tok::Func)
+                    if text(i + 1) == "if" && {
+                        let paren = if text(i + 2) == "not" { i + 4 } else { i + 3 };
+                        text(paren - 1) == "exists"
+                            && at(paren) == Some(Tok::LParen)
+                            && (at(paren + 1) == Some(Tok::Select) || sh.ends_after(paren))
+                    } =>
+                {
+                    keep(sh.hit(0.88, i, i + 3, "sqli.stacked_if_exists"))
+                }
                 _ => {}
             },
             Tok::Waitfor if at(i + 1) == Some(Tok::Word) && text(i + 1) == "delay" => {
@@ -448,6 +487,27 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 }
                 if ATTACK_FUNCTIONS.contains(&name) {
                     keep(sh.hit(0.88, i, i + 3, "sqli.attack_function"));
+                }
+                // `EXEC(@sql)`, `execute('...')`: dynamic SQL. `exec` is lexed as a function when called, so
+                // `statement` never sees it.
+                if matches!(name, "exec" | "execute")
+                    && at(i + 1) == Some(Tok::LParen)
+                    && (at(i + 2) == Some(Tok::Var)
+                        || (matches!(at(i + 2), Some(Tok::Str { .. }))
+                            && text(i + 2)
+                                .get(1..)
+                                .and_then(|t| t.split_whitespace().next())
+                                .is_some_and(|w| matches!(w, "select" | "insert" | "update" | "delete" | "drop"))))
+                {
+                    keep(sh.hit(0.88, i, i + 2, "sqli.dynamic_exec"));
+                }
+                // `mid(@@hostname, 1, 1)`: a server variable read inside a SQL function.
+                if at(i + 1) == Some(Tok::LParen)
+                    && at(i + 2) == Some(Tok::Var)
+                    && text(i + 2).starts_with("@@")
+                    && text(i + 2).len() > 2
+                {
+                    keep(sh.hit(0.88, i, i + 2, "sqli.system_variable_call"));
                 }
                 if matches!(name, "char" | "chr" | "concat" | "unhex") && at(i + 2) == Some(Tok::Num) {
                     let hex = text(i + 2).starts_with("0x");
@@ -491,7 +551,7 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                 });
                 match at(i + 1) {
                     Some(Tok::Func | Tok::Var) => keep(sh.hit(0.88, i, i + 1, "sqli.select_call")),
-                    Some(Tok::Word)
+                    Some(Tok::Word | Tok::Literal)
                         if NILADIC.contains(&text(i + 1)) && (sh.ends_after(i + 1) || at(i + 2) == Some(Tok::Semi)) =>
                     {
                         keep(sh.hit(0.88, i, i + 1, "sqli.select_niladic"))
@@ -520,6 +580,28 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                     keep(sh.hit(c, i, i + 2, "sqli.statement"));
                 }
             }
+            // `select 1.e.table_name`: MySQL reads `1.e` as a number and the rest as a qualified name, a
+            // parser quirk used to slip names past filters; no text writes a number, `e`, then `.name`.
+            Tok::Num
+                if text(i).ends_with('e')
+                    && text(i).contains('.')
+                    && at(i + 1) == Some(Tok::Dot)
+                    && at(i + 2) == Some(Tok::Word)
+                    && v[..i].contains(&Tok::Select) =>
+            {
+                keep(sh.hit(0.85, i, i + 2, "sqli.float_qualified_name"));
+            }
+            // `copy t from '/etc/passwd';`: PostgreSQL's COPY reads and writes server files, named by absolute path.
+            Tok::Word
+                if text(i) == "copy"
+                    && at(i + 1) == Some(Tok::Word)
+                    && matches!(text(i + 2), "from" | "to")
+                    && at(i + 3) == Some(Tok::Str { closed: true })
+                    && text(i + 3).get(1..).is_some_and(|p| p.starts_with('/'))
+                    && (sh.ends_after(i + 3) || at(i + 4) == Some(Tok::Semi)) =>
+            {
+                keep(sh.hit(0.85, i, i + 3, "sqli.copy_file"));
+            }
             Tok::Clause if text(i) == "into" && matches!(text(i + 1), "outfile" | "dumpfile") => {
                 keep(sh.hit(0.93, i, i + 1, "sqli.into_outfile"));
             }
@@ -532,11 +614,19 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
             {
                 keep(sh.hit(0.85, i, i + 3, "sqli.constant_condition"));
             }
-            // `CASE WHEN x THEN y [ELSE z] END`
+            // `CASE [x] WHEN x THEN y [ELSE z] END`. English has "in case ... when ... then" too, so what stands
+            // between the keywords must be an expression: no bare words, or words compared (`when id=1`).
             Tok::Clause if text(i) == "case" => {
                 let when = (i + 1..n.min(i + 6)).find(|&k| v[k] == Tok::Clause && text(k) == "when");
                 let then = when.and_then(|w| (w + 1..n.min(w + 8)).find(|&k| v[k] == Tok::Clause && text(k) == "then"));
-                if let Some(t) = then {
+                let expression = |from: usize, to: usize| {
+                    (from..to).any(|k| sh.cmp(k))
+                        || (from..to).all(|k| v[k] != Tok::Word || lexer::PREFIX.contains(&text(k)))
+                };
+                if let (Some(w), Some(t)) = (when, then)
+                    && expression(i + 1, w)
+                    && expression(w + 1, t)
+                {
                     keep(sh.hit(0.85, i, t, "sqli.case_expression"));
                 }
             }
@@ -549,13 +639,38 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
             if let Some((c, to, rule)) = after_value(&sh, 1, true, false) {
                 keep(sh.hit(c, 0, to, rule));
             }
+            // `0' '1' like 0`: MySQL joins adjacent string literals into one value, so the shape starts after
+            // the second. Only for a one-token breakout (`0'`); prose puts quotations after words and spaces.
+            let prefix = &s[..sh.span[0].1.saturating_sub(1)];
+            if at(1) == Some(Tok::Str { closed: true })
+                && !prefix.is_empty()
+                && !prefix.contains(char::is_whitespace)
+                && prefix.len() <= 24
+                && let Some((c, to, rule)) = after_value(&sh, 2, true, false)
+            {
+                keep(sh.hit(c, 0, to, rule));
+            }
             // `admin'--`, `admin'#`: the rest of the query commented out. Not when the quote opens a quotation or
             // the "comment" is itself quoted (`'#'`).
             let quote_char = quote.unwrap_or(b'\'');
             let after = &s[sh.span[0].1..];
-            let opening = s[..sh.span[0].1.saturating_sub(1)].ends_with(char::is_whitespace);
+            let opening = opens_quotation(s, sh.span[0].1);
             if n == 1 && sh.comment_after[0] && !opening && !after.as_bytes().contains(&quote_char) {
                 keep(sh.hit(0.85, 0, 0, "sqli.breakout_comment"));
+            }
+            // `',NULL) ... /*`, `'),NULL) --`: the string, then the rest of the application's argument or VALUES
+            // list closed, the remainder cut by a comment. The comma keeps emoticons (`:') --`) out.
+            let opens = v[1..].iter().filter(|t| **t == Tok::LParen).count();
+            let closes = v[1..].iter().filter(|t| **t == Tok::RParen).count();
+            if !opening
+                && closes > opens
+                && sh.comment_after[n - 1]
+                && v[1..]
+                    .iter()
+                    .position(|t| *t == Tok::Comma)
+                    .is_some_and(|c| at(c + 2).is_some_and(is_value) && v[c + 3..].contains(&Tok::RParen))
+            {
+                keep(sh.hit(0.85, 0, n - 1, "sqli.breakout_close_list"));
             }
         }
     } else {
@@ -565,13 +680,21 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
         {
             keep(sh.hit(c, 0, to, rule));
         }
+        // A single-quoted literal is a value like a number: `'s' || binary(1)#` pasted after `=`.
+        if first == (Tok::Str { closed: true })
+            && s.as_bytes().get(sh.span[0].0) == Some(&b'\'')
+            && let Some((c, to, rule)) = after_value(&sh, 1, false, false)
+        {
+            keep(sh.hit(c, 0, to, rule));
+        }
         if matches!(first, Tok::Logic | Tok::RParen | Tok::Tail | Tok::Clause)
             && let Some((c, to, rule)) = after_value(&sh, 0, false, false)
         {
             keep(sh.hit(c - 0.03, 0, to, rule));
         }
-        // The application's value may itself be an expression (`8-9`, `((1))*x`, `456 + ascii(...)-10`): skip it
-        // to the first logic operator or clause and judge what follows.
+        // The application's value may itself be an expression (`8-9`, `((1))*x`, `456 + ascii(...)-10`,
+        // `1+('12')`): skip it to the first logic operator or clause and judge what follows. A string in it is
+        // judged like a word, as text could have put it there.
         if let Some(k) = (1..n.min(24)).find(|&k| matches!(v[k], Tok::Logic | Tok::Tail | Tok::Union | Tok::Semi))
             && k > 1
             && v[..k].iter().all(|t| {
@@ -588,10 +711,16 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
                         | Tok::Literal
                         | Tok::Dot
                         | Tok::Var
+                        | Tok::Str { closed: true }
                 )
             })
             && v[..k].iter().any(|t| matches!(t, Tok::Op | Tok::LParen | Tok::RParen))
-            && let Some((c, to, rule)) = after_value(&sh, k, false, v[..k].contains(&Tok::Word))
+            && let Some((c, to, rule)) = after_value(
+                &sh,
+                k,
+                false,
+                v[..k].iter().any(|t| matches!(t, Tok::Word | Tok::Str { .. })),
+            )
         {
             keep(sh.hit(c, 0, to, rule));
         }
@@ -629,9 +758,25 @@ fn score(s: &str, all: &[(Tok, usize, usize)], quote: Option<u8>) -> Option<Hit>
         if n == 3 && first == Tok::Num && v[1] == Tok::Op && v[2] == Tok::Num && sh.comment_after[2] {
             keep(sh.hit(0.82, 0, 2, "sqli.arithmetic_comment"));
         }
-        // A number and nothing but a comment: `1--`, `1 #`.
-        if n == 1 && first == Tok::Num && sh.comment_after[0] && s.len() - sh.span[0].1 <= 4 {
-            keep(sh.hit(0.82, 0, 0, "sqli.number_comment"));
+        // `like '%'` appended to the application's column: a pattern of wildcards only matches every row.
+        if first == Tok::Op
+            && text(0) == "like"
+            && at(1) == Some(Tok::Str { closed: true })
+            && sh.ends_after(1)
+            && text(1).len() > 2
+            && text(1)[1..text(1).len() - 1].bytes().all(|c| c == b'%')
+        {
+            keep(sh.hit(0.85, 0, 1, "sqli.like_everything"));
+        }
+        // A number, maybe in balanced parentheses, and nothing but a comment: `1--`, `1 #`, `((1)) --`.
+        let parens = v.iter().take_while(|t| **t == Tok::LParen).count();
+        if n == 2 * parens + 1
+            && v[parens] == Tok::Num
+            && v[parens + 1..].iter().all(|t| *t == Tok::RParen)
+            && sh.comment_after[n - 1]
+            && s.len() - sh.span[n - 1].1 <= 4
+        {
+            keep(sh.hit(0.82, 0, n - 1, "sqli.number_comment"));
         }
         let opens = v.iter().filter(|t| **t == Tok::LParen).count();
         let closes = v.iter().filter(|t| **t == Tok::RParen).count();
@@ -656,6 +801,12 @@ fn statement(sh: &Shape<'_>, i: usize) -> f32 {
             0.85
         }
         ("update", Some(Tok::Word), _) if sh.at(i + 2) == Some(Tok::Clause) && sh.text(i + 2) == "set" => 0.88,
+        // `create user x identified by 'pw'`: the account clause no sentence has.
+        ("create" | "alter", Some(Tok::Word), "user")
+            if matches!(sh.at(i + 2), Some(Tok::Word | Tok::Str { .. })) && sh.text(i + 3) == "identified" =>
+        {
+            0.88
+        }
         ("drop" | "create" | "alter" | "truncate", Some(Tok::Clause | Tok::Word), t)
             if matches!(
                 t,
@@ -683,6 +834,13 @@ fn statement(sh: &Shape<'_>, i: usize) -> f32 {
     }
 }
 
+/// Whether the quote that ends at byte `end` opens a quotation in prose (`is '#' allowed`): it has a space before
+/// it and words before that. A quote with only whitespace before it starts the input and breaks out at once.
+fn opens_quotation(s: &str, end: usize) -> bool {
+    let before = &s[..end.saturating_sub(1)];
+    before.ends_with(char::is_whitespace) && !before.trim_start().is_empty()
+}
+
 /// The shape after a value that ends where the application's own value ended, starting at token `i`.
 /// Returns confidence, last token index and rule.
 fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) -> Option<(f32, usize, &'static str)> {
@@ -696,7 +854,7 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
     let bonus = if parens > 0 { 0.02 } else { 0.0 };
     // In a quote context, a quote with a space before it opens a quotation in prose (`is '#' allowed`); a
     // string the input closes ends at a quote attached to what precedes it (`admin'`).
-    let opening_quote = from_string && sh.s[..sh.span[0].1.saturating_sub(1)].ends_with(char::is_whitespace);
+    let opening_quote = from_string && opens_quotation(sh.s, sh.span[0].1);
     // A breakout string that is one short token (`A'`, `admin'`, `1'`) reads as a value, not a quotation.
     let token_string = from_string && {
         let first = &sh.s[..sh.span[0].1.saturating_sub(1)];
@@ -732,7 +890,17 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 && !sh.cmp(k)
                 && (matches!(
                     sh.v[k],
-                    Tok::Op | Tok::LParen | Tok::RParen | Tok::Num | Tok::Word | Tok::Str { .. } | Tok::Dot
+                    Tok::Op
+                        | Tok::LParen
+                        | Tok::RParen
+                        | Tok::Num
+                        | Tok::Word
+                        | Tok::Str { .. }
+                        | Tok::Dot
+                        | Tok::Call
+                        | Tok::Func
+                        | Tok::Comma
+                        | Tok::Literal
                 ) || sh.v[k] == Tok::Logic)
             {
                 k += 1;
@@ -741,7 +909,7 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                 let b_at = sh.operand_from(k + 1);
                 let b = at(b_at)?;
                 if is_operand(b) || b == Tok::Select {
-                    let wordy_cmp = sh.text(k).bytes().all(|c| c.is_ascii_alphabetic());
+                    let wordy_cmp = is_word_operator(sh.text(k));
                     let prose = (a == Tok::Word && b == Tok::Word && k == j + 1 && sh.text(k) != "=")
                         || ((j + 1..k).any(|x| sh.v[x] == Tok::Word) && (word_first || wordy_cmp))
                         || (word_first && wordy_cmp);
@@ -751,6 +919,11 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
                     }
                     if word_first && !prose && a == Tok::Word && b == Tok::Word {
                         c = 0.6;
+                    }
+                    // `aa'or col like col --`: a one-token breakout, a comparison of names and the rest of the
+                    // query cut; prose does not comment itself out.
+                    if prose && token_string && !opening_quote && sh.comment_after[b_at] && b_at + 1 >= sh.n {
+                        c = 0.88;
                     }
                     return Some((c + bonus, b_at, "sqli.tautology"));
                 }
@@ -762,6 +935,21 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
             }
             if from_string && sh.valid_end && k > j + 1 && k >= sh.n && (j + 1..k).any(|x| sh.v[x] == Tok::Op) {
                 // `' or ''-'`: the operand is an expression the application's quote completes.
+                return Some((0.85, sh.n - 1, "sqli.logic_expression"));
+            }
+            // `x' or col && '1`, `' or '' '`: more logic, or a string literal right after another (MySQL joins
+            // adjacent literals), up to a string the application's quote completes.
+            let joined = |x: usize| {
+                sh.v[x] == Tok::Logic || (matches!(sh.v[x], Tok::Str { .. }) && matches!(sh.v[x - 1], Tok::Str { .. }))
+            };
+            if from_string
+                && sh.valid_end
+                && !opening_quote
+                && k > j + 1
+                && k >= sh.n
+                && (j + 1..k).any(joined)
+                && (j + 1..k).all(|x| sh.v[x] != Tok::Word || !matches!(sh.v[x - 1], Tok::Word))
+            {
                 return Some((0.85, sh.n - 1, "sqli.logic_expression"));
             }
             let end = sh.ends_after(j) || (j + 1 < sh.n && sh.v[j + 1] == Tok::RParen && sh.ends_after(j + 1));
@@ -809,18 +997,35 @@ fn after_value(sh: &Shape<'_>, i: usize, from_string: bool, word_first: bool) ->
             if matches!(a, Tok::Str { .. } | Tok::Num | Tok::Literal | Tok::Var | Tok::Word) {
                 // `x'='x`, `'||'`, `'-0-'`, `' like '%`: valid only if the application's quote still closes it.
                 let op = sh.text(i);
-                let wordy = op.bytes().all(|c| c.is_ascii_alphabetic());
+                let wordy = is_word_operator(op);
                 // Arithmetic and bare `<`/`>` between a quote and a word or number is how people write inches,
                 // search exclusions and markup (`48" x 36"`, `-shoes' -toys`, `"><img`); in SQL it needs a string
                 // or a call on the other side.
                 let arithmetic = sh.v[i] == Tok::Op && !wordy && !op.contains('=') && op != "<>";
+                // The arithmetic goes on over operands and operators (`^0+0+1-1`, `/ + (1) / + (1)`) to `chain`.
+                let chain = (k + 1..sh.n.min(k + 24))
+                    .find(|&x| {
+                        !matches!(
+                            sh.v[x],
+                            Tok::Num | Tok::Word | Tok::Literal | Tok::Var | Tok::LParen | Tok::RParen
+                        ) && (sh.v[x] != Tok::Op || sh.cmp(x))
+                    })
+                    .unwrap_or(sh.n.min(k + 24));
+                // `+` alone between words is a form's encoded space (`36"+x+48+"+frame`), not arithmetic.
+                let spaces = (k + 1..chain).all(|x| sh.v[x] != Tok::Op || sh.text(x) == "+");
                 let string_operand = matches!(a, Tok::Str { .. })
                     || (matches!(a, Tok::Num | Tok::Word | Tok::Var)
                         && matches!(at(k + 1), Some(Tok::Op))
-                        && matches!(at(k + 2), Some(Tok::Str { .. })));
+                        && matches!(at(k + 2), Some(Tok::Str { .. })))
+                    || (matches!(a, Tok::Num | Tok::Word | Tok::Var)
+                        && !spaces
+                        && chain < sh.n
+                        && matches!(sh.v[chain], Tok::Str { .. })
+                        && sh.v[chain - 1] == Tok::Op);
                 if arithmetic && !string_operand {
                     // Unless the expression goes on into SQL logic or a comparison (`1' -1 or '1`, `'/1/1='`).
-                    let goes_on = (k + 1..sh.n.min(k + 6)).any(|x| sh.v[x] == Tok::Logic || sh.cmp(x));
+                    let goes_on = (k + 1..sh.n.min(k + 6)).any(|x| sh.v[x] == Tok::Logic || sh.cmp(x))
+                        || (chain < sh.n && (sh.v[chain] == Tok::Logic || sh.cmp(chain)));
                     if goes_on && (sh.valid_end || sh.comment_after[sh.n - 1]) && !opening_quote {
                         return Some((0.85, sh.n - 1, "sqli.breakout_expression"));
                     }
@@ -986,5 +1191,232 @@ mod tests {
         ] {
             assert!(conf(s) < 0.8, "{s}: {}", conf(s));
         }
+    }
+
+    fn flagged(attacks: &[&str], benign: &[&str]) {
+        for s in attacks {
+            assert!(conf(s) >= 0.8, "attack {s}: {}", conf(s));
+        }
+        for s in benign {
+            assert!(conf(s) < 0.8, "benign {s}: {}", conf(s));
+        }
+    }
+
+    #[test]
+    fn sounds_like_is_one_comparison_after_a_breakout() {
+        flagged(
+            &["a' sounds like 'b", "'sounds like'", "aa' sounds like+'1"],
+            &[
+                "it sounds like a plan",
+                "sounds like 'fun'",
+                "is 'sounds like' a phrase",
+            ],
+        );
+    }
+
+    #[test]
+    fn bare_niladic_functions_are_values_after_logic() {
+        flagged(
+            &[".1or-utc_date--", "1 or current_date--"],
+            &["utc_date", "localtime", "sort by current_date"],
+        );
+    }
+
+    #[test]
+    fn a_keyword_glued_to_an_oracle_float_suffix_is_read() {
+        flagged(
+            &["-1funion select column_name from table_name"],
+            &["1f union", "2d or 3d", "4f selection"],
+        );
+    }
+
+    #[test]
+    fn a_statement_keyword_after_a_glued_quote_is_a_breakout() {
+        flagged(
+            &["username'declare @s varchar(8000)"],
+            &["l'update du systeme", "o'brien", "d'exec pour le cas"],
+        );
+    }
+
+    #[test]
+    fn a_quote_with_only_whitespace_before_it_breaks_out() {
+        flagged(
+            &[" ' / 1 / 1 ='", " '/1='"],
+            &["is '/' allowed", "is '#' allowed", "is '+' allowed"],
+        );
+    }
+
+    #[test]
+    fn long_arithmetic_after_a_breakout_is_followed_to_its_comparison_or_string() {
+        flagged(
+            &[
+                "aa'^0+0+1-1=(0)-- -a",
+                " aa' & +(0)-(1)='aa",
+                " ' / + (1) / + (1) ='",
+                "1'*column-0-'0",
+            ],
+            &["36\"+x+48+\"+frame", "5' - 10'", "5' x 10' rug", "-shoes' -toys -games"],
+        );
+    }
+
+    #[test]
+    fn logic_or_adjacent_literals_up_to_the_closing_quote_are_an_expression() {
+        flagged(
+            &[
+                "asd' or column&&'1",
+                "aa' or intcolumn && '1",
+                "' or '' '",
+                "' || myappadmin.adduser('admin', 'newpass') || '",
+            ],
+            &["rock 'n' roll or 'x' and 'y", "i said 'yes' or 'no' and 'maybe"],
+        );
+    }
+
+    #[test]
+    fn a_string_inside_the_applications_expression_is_skipped() {
+        flagged(&["1+('12') and (3=pi())--"], &["5 ('great') and 3 stars"]);
+    }
+
+    #[test]
+    fn case_expressions_need_expressions_between_their_keywords() {
+        flagged(
+            &[
+                "case 1 when 2 then 2 end",
+                "case when 2 then 3 end",
+                "case when id=1 then 1 else 0 end",
+            ],
+            &[
+                "in case when you arrive then call me",
+                "in case when 2 people arrive then 3 seats",
+                "iphone case 4",
+            ],
+        );
+    }
+
+    #[test]
+    fn stacked_if_exists_begin_and_do_are_statements() {
+        flagged(
+            &[
+                "1; if exists ( /* anything */",
+                "1; if not exists (select 1 from users)",
+                "'; begin shutdown end-- -a",
+                "1;do (1=1)",
+            ],
+            &[
+                "yes; if exists (see above)",
+                "ok; begin update later end",
+                "sure; do (not) forget",
+            ],
+        );
+    }
+
+    #[test]
+    fn dynamic_exec_and_system_variables_in_calls_are_injections() {
+        flagged(
+            &[
+                "exec(@stored_proc @param)",
+                "mid(@@hostname, 1, 1)",
+                "execute('select 1')",
+            ],
+            &["exec(\"ls\")", "email me @@ foo(bar)", "execute('the plan')"],
+        );
+    }
+
+    #[test]
+    fn create_user_identified_by_is_a_statement() {
+        flagged(
+            &["'create user name identified by 'pass123' --"],
+            &["create user accounts for the team", "create user name and password"],
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_only_an_appended_condition_reaches_the_detector() {
+        assert!(FRAGMENTS.iter().any(|f| "and 0".contains(f)));
+        flagged(
+            &["and 0", "and 1"],
+            &["and 5 more", "or best offer", "brand new or used"],
+        );
+    }
+
+    #[test]
+    fn mysql_float_without_exponent_digits_hides_nothing() {
+        flagged(&["1' or 1.e(1) or '1'='1"], &["1.example.com", "version 1.e"]);
+    }
+
+    #[test]
+    fn a_one_token_breakout_comparing_names_then_commenting_is_an_injection() {
+        flagged(
+            &["aa'or column like column -- #a"],
+            &["cats like dogs -- really", "it's or like that -- x"],
+        );
+    }
+
+    #[test]
+    fn a_float_glued_to_a_qualified_name_after_select_is_an_injection() {
+        flagged(
+            &[
+                "select $.`` 1.e.table_name",
+                "select information_schema 1337.e.tables 13.37e.table_name",
+            ],
+            &["see 1.e.g. the point", "select 1.5 e.g. the point"],
+        );
+    }
+
+    #[test]
+    fn postgres_copy_of_an_absolute_path_is_an_injection() {
+        flagged(
+            &["copy myfile from '/etc/passwd'; "],
+            &["copy notes from 'hamlet'", "copy my file from /etc please"],
+        );
+    }
+
+    #[test]
+    fn like_with_only_wildcards_appended_is_an_injection() {
+        flagged(&[" like '%'"], &["like '%' please", "i like '%' signs", "50% like '%'"]);
+    }
+
+    #[test]
+    fn access_eqv_and_imp_are_logic_operators() {
+        flagged(
+            &["foo' eqv strcomp(username, 0x12+0x34+0xab+0xcd,0) imp 'a"],
+            &["the imp and the elf", "an imp's 'trick' or two"],
+        );
+    }
+
+    #[test]
+    fn closing_the_applications_list_after_a_breakout_then_a_comment_is_an_injection() {
+        flagged(
+            &["',null) waifor delay '0:0:20' /*", "'),null) --"],
+            &["smile :') -- bob", "yes', he said) -- ok"],
+        );
+    }
+
+    #[test]
+    fn a_parenthesised_number_cut_by_a_comment_is_a_probe() {
+        flagged(
+            &[" ( ( 1 ) )  --", "(1)#"],
+            &["((1)) -- 2023 edition", "(1) -- see note", "(1 2) --"],
+        );
+    }
+
+    #[test]
+    fn a_leading_string_literal_is_a_value_like_a_number() {
+        flagged(
+            &["'s' || binary(1)# and n='foo\""],
+            &[
+                "'wood' and 'sign' and 'polka dots'",
+                "'hello' or world",
+                "\"s\" || binary(1)# tag",
+            ],
+        );
+    }
+
+    #[test]
+    fn adjacent_string_literals_after_a_breakout_are_one_value() {
+        flagged(
+            &["0' '1' like (0) and 1 sounds like a or true#1"],
+            &["say 'hi' 'there' like a friend"],
+        );
     }
 }

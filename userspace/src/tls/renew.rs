@@ -24,6 +24,18 @@ use super::store::{CertMeta, CertStore, StoredCert};
 use super::{CertHub, keys};
 use crate::config::schema::{AcmeConfig, RenewalConfig, SslConfig};
 
+/// Logs that `served` is in service for `domains`, with its serial, expiry and when it will be renewed.
+fn announce(domains: &str, served: &ServedCert, days_before_expiry: u32, what: &str) {
+    let due = renew_at(served.info.not_before, served.info.not_after, days_before_expiry);
+    info!(
+        domains = %domains,
+        serial = %served.info.serial_hex,
+        not_after = %rfc3339(served.info.not_after),
+        renew_at = %rfc3339(due),
+        "{what}"
+    );
+}
+
 /// When a certificate valid from `not_before` to `not_after` (Unix seconds) is due for renewal:
 /// `days_before_expiry` ahead of expiry, but never before half its lifetime has passed, so a lifetime shorter
 /// than `days_before_expiry` does not make every check renew again.
@@ -121,17 +133,11 @@ impl Renewer {
         match r.store.load_cert(r.domains()) {
             Ok(Some(stored)) => match r.usable(&stored) {
                 Ok(served) => {
-                    let due = renew_at(
-                        served.info.not_before,
-                        served.info.not_after,
+                    announce(
+                        &domains,
+                        &served,
                         r.renewal.days_before_expiry,
-                    );
-                    info!(
-                        domains = %domains,
-                        serial = %served.info.serial_hex,
-                        not_after = %rfc3339(served.info.not_after),
-                        renew_at = %rfc3339(due),
-                        "serving the stored certificate; no order until it is due for renewal"
+                        "serving the stored certificate; no order until it is due for renewal",
                     );
                     r.hub.install(vec![Arc::new(served)]);
                 }
@@ -306,17 +312,11 @@ impl Renewer {
         };
         match outcome {
             Ok(served) => {
-                let due = renew_at(
-                    served.info.not_before,
-                    served.info.not_after,
+                announce(
+                    &domains,
+                    &served,
                     self.renewal.days_before_expiry,
-                );
-                info!(
-                    domains = %domains,
-                    serial = %served.info.serial_hex,
-                    not_after = %rfc3339(served.info.not_after),
-                    renew_at = %rfc3339(due),
-                    "new certificate installed: new connections get it, open connections keep theirs"
+                    "new certificate installed: new connections get it, open connections keep theirs",
                 );
                 {
                     let mut s = self.lock();

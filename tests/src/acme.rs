@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::pki::Pki;
 use crate::{Process, free_port, must, run, wait_for_port};
 
 pub struct Pebble {
@@ -24,6 +25,8 @@ pub struct Pebble {
     dns_port: u16,
     pebble: Option<Process>,
     _dns: Process,
+    /// Holds the directory's certificate files for as long as pebble runs.
+    _pki: Pki,
 }
 
 impl Pebble {
@@ -33,77 +36,16 @@ impl Pebble {
         let dir = std::env::temp_dir().join(format!("rampart-pebble-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let ca_file = dir.join("ca.pem");
-        let (ca_key, cert, key) = (dir.join("ca.key"), dir.join("localhost.pem"), dir.join("localhost.key"));
-        let (csr, ext) = (dir.join("localhost.csr"), dir.join("ext.cnf"));
-        let p = |p: &Path| p.to_str().unwrap().to_owned();
-        must(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &p(&ca_key),
-                "-out",
-                &p(&ca_file),
-                "-days",
-                "2",
-                "-subj",
-                "/CN=test ACME directory CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        must(
-            "openssl",
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &p(&key),
-                "-out",
-                &p(&csr),
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        std::fs::write(
-            &ext,
+        // pebble serves its directory over HTTPS with this CA's certificate for localhost.
+        let pki = Pki::with_ca_name(&dir.join("pki"), "test ACME directory CA");
+        let leaf = pki.leaf_with_extensions(
+            "localhost",
+            "localhost",
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
              extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n",
-        )
-        .unwrap();
-        must(
-            "openssl",
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &p(&csr),
-                "-CA",
-                &p(&ca_file),
-                "-CAkey",
-                &p(&ca_key),
-                "-CAcreateserial",
-                "-out",
-                &p(&cert),
-                "-days",
-                "2",
-                "-extfile",
-                &p(&ext),
-            ],
         );
+        let ca_file = pki.ca_cert.clone();
+        let p = |p: &Path| p.to_str().unwrap().to_owned();
         let (acme_port, mgmt_port, dns_port, dns_mgmt_port) = (free_port(), free_port(), free_port(), free_port());
         let validity = validity
             .map(|v| format!(", \"certificateValidityPeriod\": {v}"))
@@ -116,8 +58,8 @@ impl Pebble {
                  \"managementListenAddress\": \"127.0.0.1:{mgmt_port}\", \"certificate\": \"{}\", \
                  \"privateKey\": \"{}\", \"httpPort\": {http_port}, \"tlsPort\": {tls_port}, \
                  \"ocspResponderURL\": \"\", \"externalAccountBindingRequired\": false{validity} }} }}",
-                p(&cert),
-                p(&key)
+                p(&leaf.cert),
+                p(&leaf.key)
             ),
         )
         .unwrap();
@@ -154,6 +96,7 @@ impl Pebble {
             dns_port,
             pebble: None,
             _dns: dns,
+            _pki: pki,
         };
         me.restart();
         me

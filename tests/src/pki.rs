@@ -20,6 +20,12 @@ pub struct Leaf {
 
 impl Pki {
     pub fn new(dir: &Path) -> Self {
+        Self::with_ca_name(dir, "Rampart Test CA")
+    }
+
+    /// A CA whose subject is `/CN=ca_name`, marked as a CA (what stricter verifiers, pebble's clients
+    /// among them, require of an issuer).
+    pub fn with_ca_name(dir: &Path, ca_name: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let ca_key = dir.join("ca.key");
         let ca_cert = dir.join("ca.crt");
@@ -40,7 +46,11 @@ impl Pki {
                 "-days",
                 "3",
                 "-subj",
-                "/CN=Rampart Test CA",
+                &format!("/CN={ca_name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
         Self {
@@ -57,19 +67,25 @@ impl Pki {
 
     /// As `leaf`, naming `ocsp_url` as its OCSP responder (AIA).
     pub fn leaf_with_ocsp(&self, stem: &str, names: &[&str], ocsp_url: &str) -> Leaf {
-        let key = self.dir.join(format!("{stem}.key"));
-        let csr = self.dir.join(format!("{stem}.csr"));
-        let cert = self.dir.join(format!("{stem}.crt"));
-        let ext = self.dir.join(format!("{stem}.ext"));
         let sans: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-        std::fs::write(
-            &ext,
-            format!(
+        self.leaf_with_extensions(
+            stem,
+            names[0],
+            &format!(
                 "subjectAltName={}\nauthorityInfoAccess=OCSP;URI:{ocsp_url}\n",
                 sans.join(",")
             ),
         )
-        .unwrap();
+    }
+
+    /// A certificate for the subject `/CN=cn` with `extensions` (an openssl extfile, one per line), signed by
+    /// the CA, in files named after `stem`.
+    pub fn leaf_with_extensions(&self, stem: &str, cn: &str, extensions: &str) -> Leaf {
+        let key = self.dir.join(format!("{stem}.key"));
+        let csr = self.dir.join(format!("{stem}.csr"));
+        let cert = self.dir.join(format!("{stem}.crt"));
+        let ext = self.dir.join(format!("{stem}.ext"));
+        std::fs::write(&ext, extensions).unwrap();
         must(
             "openssl",
             &[
@@ -84,7 +100,7 @@ impl Pki {
                 "-out",
                 csr.to_str().unwrap(),
                 "-subj",
-                &format!("/CN={}", names[0]),
+                &format!("/CN={cn}"),
             ],
         );
         must(

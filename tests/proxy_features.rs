@@ -2,11 +2,11 @@
 //! route rewrites, error answers and their metrics, limits, idle timeouts and graceful shutdown.
 #![allow(clippy::unwrap_used)] // a test reports failure by panicking
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use rampart_tests::http1::Client;
+use rampart_tests::http1::{Client, websocket_echo};
 use rampart_tests::*;
 
 struct Daemon {
@@ -71,40 +71,8 @@ fn http2_requests_share_one_connection() {
 fn a_websocket_handshake_becomes_a_tunnel_through_the_proxy() {
     let (_u, up) = start_upstream();
     let d = daemon("ws", "", &one("app", up), "    - {upstream: app}\n");
-    let mut c = Client::connect(d.proxy).unwrap();
-    let r = c
-        .get(
-            "/chat",
-            &[
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                ("Sec-WebSocket-Version", "13"),
-            ],
-        )
-        .unwrap();
-    assert_eq!(r.status, 101);
+    let r = websocket_echo(d.proxy, "/chat");
     assert_eq!(r.header("sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-    let (mut stream, buffered) = c.into_stream();
-    assert!(buffered.is_empty());
-    // A masked text frame "hello"; the upstream echoes bytes verbatim.
-    let frame = [
-        0x81u8,
-        0x85,
-        1,
-        2,
-        3,
-        4,
-        b'h' ^ 1,
-        b'e' ^ 2,
-        b'l' ^ 3,
-        b'l' ^ 4,
-        b'o' ^ 1,
-    ];
-    stream.write_all(&frame).unwrap();
-    let mut back = [0u8; 11];
-    stream.read_exact(&mut back).unwrap();
-    assert_eq!(back, frame, "bytes must cross the tunnel unchanged both ways");
 }
 
 #[test]

@@ -3,11 +3,10 @@
 //! tunnel, and a graceful shutdown that lets an in-flight request finish.
 #![allow(clippy::unwrap_used)] // a test reports failure by panicking
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rampart_tests::http1::Client;
+use rampart_tests::http1::{Client, websocket_echo};
 use rampart_tests::pki::Pki;
 use rampart_tests::*;
 
@@ -121,29 +120,11 @@ fn requests_are_served_by_io_uring_workers_over_http1_h2c_tls_and_websocket() {
     }
 
     // WebSocket: the upgraded connection is still an io_uring socket on the client side.
-    let mut ws = Client::connect(u.plain).unwrap();
-    let r = ws
-        .get(
-            "/ws",
-            &[
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                ("Sec-WebSocket-Version", "13"),
-            ],
-        )
-        .unwrap();
-    assert_eq!(r.status, 101);
+    let r = websocket_echo(u.plain, "/ws");
     assert_eq!(
         r.header("connection").map(str::to_ascii_lowercase).as_deref(),
         Some("upgrade")
     );
-    let (mut stream, _) = ws.into_stream();
-    let frame = [0x81u8, 0x82, 9, 9, 9, 9, b'o' ^ 9, b'k' ^ 9];
-    stream.write_all(&frame).unwrap();
-    let mut back = [0u8; 8];
-    stream.read_exact(&mut back).unwrap();
-    assert_eq!(back, frame);
 
     // 50 POSTs, 200 h2c requests and two TLS requests answered 200; the handshake counts as 101.
     let metrics = scrape(&u.admin);

@@ -135,3 +135,37 @@ impl Client {
         (self.reader.into_inner(), buffered)
     }
 }
+
+/// Opens a WebSocket through the proxy at `addr` (`path` on an upstream that echoes bytes verbatim, as the
+/// test upstreams do), checks the `101`, then sends one masked text frame and checks that the same bytes
+/// come back through the tunnel. Returns the `101` answer for further checks.
+pub fn websocket_echo(addr: SocketAddr, path: &str) -> Response {
+    let mut c = Client::connect(addr).unwrap();
+    let r = c
+        .get(
+            path,
+            &[
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Version", "13"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.status, 101, "the handshake through the proxy");
+    let (mut stream, buffered) = c.into_stream();
+    assert!(
+        buffered.is_empty(),
+        "nothing may follow the 101 before the client speaks"
+    );
+    // "hello", masked with 1 2 3 4 as a client must.
+    let key = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81u8, 0x85];
+    frame.extend_from_slice(&key);
+    frame.extend(b"hello".iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+    stream.write_all(&frame).unwrap();
+    let mut back = vec![0u8; frame.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, frame, "bytes must cross the tunnel unchanged both ways");
+    r
+}

@@ -114,20 +114,14 @@ fn access_security_and_performance_records_reach_their_files_and_the_access_log_
         );
         assert!(r.status.success(), "{r:?}");
     }
-    let attack = run(
-        "curl",
-        &[
-            "-sS",
-            "-m",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &format!("{proxy}/s?q=1%27%20UNION%20SELECT%20password%20FROM%20users--"),
-        ],
+    let attack = curl(
+        None,
+        "GET",
+        &format!("{proxy}/s?q=1%27%20UNION%20SELECT%20password%20FROM%20users--"),
+        None,
+        5,
     );
-    assert_eq!(String::from_utf8_lossy(&attack.stdout), "403");
+    assert_eq!(attack.status, 403, "{attack:?}");
 
     // A clean stop flushes every queue: the last request's lines must be there.
     assert!(

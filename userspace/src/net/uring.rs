@@ -164,7 +164,7 @@ impl AsyncWrite for UringStream {
             WriteState::Busy(_) => Vec::new(),
         };
         buf.clear();
-        let n = data.len().min(BUF_SIZE.max(buf.capacity()));
+        let n = data.len().min(BUF_SIZE);
         // Exactly what this write needs: a small response leaves a small buffer behind.
         buf.reserve_exact(n);
         buf.extend_from_slice(&data[..n]);

@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod cli;
 pub mod cli_status;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod echo_upstream;

@@ -54,6 +54,11 @@ impl RawFields {
         self.spans.len()
     }
 
+    /// At least the bytes the fields take as `name: value\r\n` lines (the head they were parsed from).
+    pub fn wire_len(&self) -> usize {
+        self.head.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -184,21 +184,22 @@ impl Forwarder {
             Payload::Stream(Some(Limited::new(body, limit)))
         };
 
-        let mut tried = Vec::new();
+        let mut tried = Tried::default();
         let mut last = ForwardError::NoServer;
-        let mut out = BytesMut::with_capacity(1024);
         for attempt in 0..=attempts {
             if attempt > 0 {
                 tokio::time::sleep(RETRY_BACKOFF * (1 << (attempt - 1).min(5))).await;
             }
-            let Some((index, server)) = pool.pick(ctx.client, &tried) else {
+            let Some((index, server)) = pool.pick(ctx.client, tried.as_slice()) else {
                 break;
             };
             tried.push(index);
             let guard = InFlight::start(Arc::clone(&server));
             let started = Instant::now();
-            let exchange = self.exchange(&server, &parts, &fwd, &mut payload, &mut out);
-            match tokio::time::timeout(route.timeout, exchange).await {
+            // The deadline is seconds away: the coarse clock places it well enough, and saves a precise read.
+            let deadline = tokio::time::Instant::from_std(crate::clock::coarse_now()) + route.timeout;
+            let exchange = self.exchange(&server, &parts, &fwd, &mut payload);
+            match tokio::time::timeout_at(deadline, exchange).await {
                 Ok(Ok((head, conn))) => {
                     let latency = started.elapsed();
                     return Ok(match upgrade {
@@ -239,7 +240,6 @@ impl Forwarder {
         parts: &http::request::Parts,
         fwd: &Forwarding<'_>,
         payload: &mut Payload<B>,
-        out: &mut BytesMut,
     ) -> Result<(h1::ResponseHead, Conn), h1::H1Error>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -256,7 +256,7 @@ impl Forwarder {
                 "the request body was consumed by an earlier attempt".into(),
             ));
         };
-        match conn.send(parts, fwd, body, out).await {
+        match conn.send(parts, fwd, body).await {
             Ok(head) => Ok((head, conn)),
             Err(e) if reused && e.is_stale_connection() && payload.replayable() => {
                 debug!(
@@ -265,10 +265,43 @@ impl Forwarder {
                 );
                 let mut conn = Conn::connect(&server.authority).await?;
                 let body = payload.body().ok_or(e)?;
-                let head = conn.send(parts, fwd, body, out).await?;
+                let head = conn.send(parts, fwd, body).await?;
                 Ok((head, conn))
             }
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// The servers already tried for one request, on the stack for the usual few attempts.
+#[derive(Default)]
+struct Tried {
+    first: [usize; TRIED_INLINE],
+    len: usize,
+    /// Every tried server once there are more than `TRIED_INLINE` (long retry lists).
+    all: Vec<usize>,
+}
+
+const TRIED_INLINE: usize = 4;
+
+impl Tried {
+    fn push(&mut self, index: usize) {
+        if self.len < TRIED_INLINE {
+            self.first[self.len] = index;
+        } else {
+            if self.all.is_empty() {
+                self.all.extend_from_slice(&self.first);
+            }
+            self.all.push(index);
+        }
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        if self.len <= TRIED_INLINE {
+            &self.first[..self.len]
+        } else {
+            &self.all
         }
     }
 }
@@ -363,7 +396,8 @@ impl InFlight {
 
     pub fn finish(mut self, outcome: Outcome, latency: Option<Duration>) {
         self.done = true;
-        self.server.end(outcome, latency.or(self.latency), Instant::now());
+        self.server
+            .end(outcome, latency.or(self.latency), crate::clock::coarse_now());
     }
 }
 
@@ -371,7 +405,8 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if !self.done {
             // The response head arrived, so the server did its part, whatever happened to the body later.
-            self.server.end(Outcome::Success, self.latency, Instant::now());
+            self.server
+                .end(Outcome::Success, self.latency, crate::clock::coarse_now());
         }
     }
 }

@@ -228,7 +228,8 @@ where
             }
             After::KeepAlive => {}
         }
-        idle.as_mut().reset(Instant::now() + limits.keepalive_timeout);
+        idle.as_mut()
+            .reset(Instant::from_std(crate::clock::coarse_now()) + limits.keepalive_timeout);
         // Between requests the connection gives its buffers back (pipelined bytes already read are kept): with
         // 10,000 idle keep-alive connections this is most of the proxy's memory.
         if buf.is_empty() {

@@ -53,6 +53,7 @@ pub async fn write<S: AsyncWrite + Unpin>(
 ) -> io::Result<After> {
     let (parts, mut body) = resp.into_parts();
     out.clear();
+    out.reserve(room_needed(&parts, &body));
     let status = parts.status;
     let upgraded = status == StatusCode::SWITCHING_PROTOCOLS;
     let no_body = req.head_request
@@ -172,6 +173,24 @@ pub async fn write<S: AsyncWrite + Unpin>(
     io.flush().await?;
     Ok(if keep_alive { After::KeepAlive } else { After::Close })
 }
+
+/// Room for the head and a small body known to be complete, so that a typical response is gathered with one
+/// allocation instead of growing field by field.
+fn room_needed(parts: &http::response::Parts, body: &ResponseBody) -> usize {
+    /// Status line, Date, framing and connection fields.
+    const FIXED: usize = 128;
+    let map: usize = parts.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    let raw = parts.extensions.get::<RawFields>().map_or(0, RawFields::wire_len);
+    let small_body = body
+        .size_hint()
+        .exact()
+        .filter(|&n| n <= INLINE_BODY as u64)
+        .unwrap_or(0) as usize;
+    FIXED + map + raw + small_body
+}
+
+/// Bodies up to this size are gathered with the head.
+const INLINE_BODY: usize = 16 * 1024;
 
 /// Fields this hop writes itself (`Content-Length` unless kept), or that describe the previous hop's
 /// connection. `name` in any case: raw upstream names keep their spelling.

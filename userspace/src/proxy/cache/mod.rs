@@ -85,6 +85,10 @@ impl CacheRules {
 
     /// The plan for a request on `route`, or `None` when no rule covers it.
     pub fn plan<B>(&self, route: &str, req: &http::Request<B>, host: Option<&str>) -> Option<Plan<'_>> {
+        if self.rules.is_empty() && self.by_route.is_empty() {
+            // No caching configured: the common case costs no route lookup.
+            return None;
+        }
         let path = req.uri().path();
         let rule = self
             .rules

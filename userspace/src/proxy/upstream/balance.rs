@@ -31,7 +31,7 @@ pub enum Algorithm {
 }
 
 /// A server as the balancer sees it at pick time.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Candidate {
     /// 0 means drained: never picked.
     pub weight: u32,

@@ -36,9 +36,10 @@ impl std::fmt::Debug for ConnPool {
 impl ConnPool {
     /// An idle connection younger than `idle_timeout` that the server has not closed, if there is one.
     pub fn checkout(&self, idle_timeout: Duration) -> Option<Conn> {
+        let now = crate::clock::coarse_now();
         let mut idle = self.lock();
         while let Some((mut conn, since)) = idle.pop_back() {
-            if since.elapsed() <= idle_timeout && conn.is_usable() {
+            if now.saturating_duration_since(since) <= idle_timeout && conn.is_usable() {
                 return Some(conn);
             }
         }
@@ -47,11 +48,11 @@ impl ConnPool {
 
     /// Takes back a connection whose response ended cleanly; expired ones are closed on the way.
     pub fn checkin(&self, conn: Conn, idle_timeout: Duration) {
-        let now = Instant::now();
+        let now = crate::clock::coarse_now();
         let mut idle = self.lock();
         while idle
             .front()
-            .is_some_and(|(_, since)| now.duration_since(*since) > idle_timeout)
+            .is_some_and(|(_, since)| now.saturating_duration_since(*since) > idle_timeout)
         {
             idle.pop_front();
         }

@@ -38,6 +38,8 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Request bytes gathered before a write: small requests go out in one write, large bodies stream.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Room a connection's request buffer starts with: a typical request head.
+const WRITE_HEAD_ROOM: usize = 1024;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -101,6 +103,8 @@ fn invalid(what: impl Into<String>) -> H1Error {
 pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The request being written: kept with the connection, so a pooled connection's requests reuse it.
+    out: BytesMut,
     /// Requests completed on this connection; a reused connection can be stale (see `is_stale_connection`).
     pub served: u32,
 }
@@ -122,6 +126,7 @@ impl Conn {
         Ok(Self {
             stream,
             buf: BytesMut::new(),
+            out: BytesMut::with_capacity(WRITE_HEAD_ROOM),
             served: 0,
         })
     }
@@ -142,13 +147,17 @@ impl Conn {
         parts: &request::Parts,
         fwd: &Forwarding<'_>,
         mut body: B,
-        out: &mut BytesMut,
     ) -> Result<ResponseHead, H1Error>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<BoxError>,
     {
+        let out = &mut self.out;
         out.clear();
+        if out.capacity() > WRITE_CHUNK + WRITE_HEAD_ROOM {
+            // A large body went out on this connection before: do not keep its room while pooled.
+            *out = BytesMut::with_capacity(WRITE_HEAD_ROOM);
+        }
         let chunked = encode_head(parts, &body, fwd, out);
         while !body.is_end_stream() {
             let Some(frame) = body.frame().await else { break };

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 pub use balance::{Algorithm, Balancer, Candidate, HashMethod};
 pub use server::{Outcome, Server};
@@ -67,26 +66,35 @@ impl UpstreamPool {
 
     /// Picks a server for `client`, never one in `exclude` (servers already tried for this request).
     pub fn pick(&self, client: IpAddr, exclude: &[usize]) -> Option<(usize, Arc<Server>)> {
-        let now = Instant::now();
-        let candidates: Vec<Candidate> = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Candidate {
-                weight: s.weight.load(Ordering::Relaxed),
-                active: s.active.load(Ordering::Relaxed),
-                max_connections: s.max_connections,
-                ewma_latency_ns: s.ewma_latency_ns(),
-                available: !exclude.contains(&i)
-                    && s.enabled.load(Ordering::Relaxed)
-                    && s.healthy.load(Ordering::Relaxed)
-                    && s.breaker_allows(now),
-            })
-            .collect();
-        let i = self.balancer.pick(&candidates, client)?;
+        let now = crate::clock::coarse_now();
+        let candidate = |(i, s): (usize, &Arc<Server>)| Candidate {
+            weight: s.weight.load(Ordering::Relaxed),
+            active: s.active.load(Ordering::Relaxed),
+            max_connections: s.max_connections,
+            ewma_latency_ns: s.ewma_latency_ns(),
+            available: !exclude.contains(&i)
+                && s.enabled.load(Ordering::Relaxed)
+                && s.healthy.load(Ordering::Relaxed)
+                && s.breaker_allows(now),
+        };
+        // Pools of up to INLINE_CANDIDATES servers (nearly all) are judged on the stack: a heap vector here was
+        // an allocation on every request.
+        let i = if self.servers.len() <= INLINE_CANDIDATES {
+            let mut inline = [Candidate::default(); INLINE_CANDIDATES];
+            for (slot, c) in inline.iter_mut().zip(self.servers.iter().enumerate().map(candidate)) {
+                *slot = c;
+            }
+            self.balancer.pick(&inline[..self.servers.len()], client)?
+        } else {
+            let candidates: Vec<Candidate> = self.servers.iter().enumerate().map(candidate).collect();
+            self.balancer.pick(&candidates, client)?
+        };
         self.servers.get(i).map(|s| (i, Arc::clone(s)))
     }
 }
+
+/// Largest pool whose candidates are built on the stack.
+const INLINE_CANDIDATES: usize = 16;
 
 /// Every pool by name.
 #[derive(Default)]

@@ -27,6 +27,8 @@ use super::upstream::{Outcome, Server, UpstreamPool};
 use super::{RequestContext, ResponseBody, local_error, websocket};
 use crate::net::h1::OnUpgrade;
 
+/// Fields this hop typically adds to a relayed response.
+const RESPONSE_FIELDS_ADDED: usize = 8;
 /// Largest body buffered so that an idempotent request can be retried.
 const MAX_RETRY_BODY: u64 = 1024 * 1024;
 const RETRY_BACKOFF: Duration = Duration::from_millis(25);
@@ -337,6 +339,8 @@ pub(super) fn relay(
     let reader = BodyReader::new(conn, &head);
     let mut resp = Response::new(());
     *resp.status_mut() = head.status;
+    // Room for what this hop adds (request id, security headers, HSTS) without growing the map.
+    *resp.headers_mut() = http::HeaderMap::with_capacity(RESPONSE_FIELDS_ADDED);
     // Left raw: `net::h1` copies them to the client without building a map (`http1::raw_fields`).
     resp.extensions_mut().insert(head.fields);
     let mut body = GuardedBody {

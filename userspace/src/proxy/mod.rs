@@ -178,25 +178,23 @@ impl Proxy {
             upstream_us: AtomicU64::new(0),
         };
         let head = self.logs.enabled().then(|| RequestHead::of(&req));
-        let (mut resp, upstream) = self.pipeline(&rt, req, &ctx).await;
-        let upstream_fields = resp.extensions_mut().remove::<RawFields>();
-        let h = resp.headers_mut();
-        rt.security_headers.apply(h, upstream_fields.as_ref());
+        let (resp, upstream) = self.pipeline(&rt, req, &ctx).await;
+        // Split so that the map can be written while the upstream's raw fields are read in place.
+        let (mut parts, body) = resp.into_parts();
+        let h = &mut parts.headers;
+        rt.security_headers.apply(h, parts.extensions.get::<RawFields>());
         h.insert(request_id::HEADER, ctx.request_id.clone());
         if conn.tls
             && let Some(hsts) = rt.tls.as_ref().and_then(|t| t.hsts.clone())
         {
             h.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
         }
-        if let Some(fields) = upstream_fields {
-            resp.extensions_mut().insert(fields);
-        }
+        let resp = Response::from_parts(parts, body);
         if rt.bots.is_some() && rt.config.waf.bot_protection.behavioral_analysis {
             self.bots.behaviours.response(ctx.client, resp.status().as_u16());
         }
         let total = started.elapsed();
-        self.metrics
-            .observe(upstream.as_deref().unwrap_or("-"), resp.status(), total);
+        self.metrics.observe(upstream.unwrap_or("-"), resp.status(), total);
         if let Some(head) = head
             && self.logs.wanted(total)
         {
@@ -205,7 +203,7 @@ impl Proxy {
                 client: ctx.client,
                 status: resp.status().as_u16(),
                 bytes: resp.body().size_hint().exact(),
-                upstream: upstream.as_deref(),
+                upstream,
                 request_id: ctx.request_id.to_str().unwrap_or("-"),
                 total,
                 waf: micros(&ctx.waf_us),
@@ -215,12 +213,12 @@ impl Proxy {
         resp
     }
 
-    async fn pipeline<B>(
-        &self,
-        rt: &Runtime,
+    async fn pipeline<'a, B>(
+        &'a self,
+        rt: &'a Runtime,
         req: Request<B>,
         ctx: &RequestContext,
-    ) -> (Response<ResponseBody>, Option<Arc<str>>)
+    ) -> (Response<ResponseBody>, Option<&'a str>)
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
@@ -283,7 +281,7 @@ impl Proxy {
             headers: req.headers(),
             client: ctx.client,
         };
-        let Some(route) = rt.routes.find(&facts).cloned() else {
+        let Some(route) = rt.routes.find(&facts) else {
             return (
                 local_error(StatusCode::NOT_FOUND, "no route matches this request", ctx),
                 None,
@@ -292,7 +290,7 @@ impl Proxy {
         if route.ssl_redirect && ctx.scheme == "http" && rt.tls.is_some() {
             return (
                 https_redirect(&req, host.as_deref(), rt.config.ssl.port.get(), ctx),
-                Some(route.upstream.clone()),
+                Some(&*route.upstream),
             );
         }
         let Some(pool) = rt.upstreams.get(&route.upstream) else {
@@ -333,15 +331,15 @@ impl Proxy {
                     waf_phase::Outcome::Forward(req) => req,
                     waf_phase::Outcome::Refused(resp, offence) => {
                         self.offence(ctx.client, offence);
-                        return (resp, Some(route.upstream.clone()));
+                        return (resp, Some(&*route.upstream));
                     }
-                    waf_phase::Outcome::Answer(resp) => return (resp, Some(route.upstream.clone())),
+                    waf_phase::Outcome::Answer(resp) => return (resp, Some(&*route.upstream)),
                 }
             }
             None => req.map(InspectedBody::Stream),
         };
         let plan = rt.cache_rules.plan(&route.name, &req, request_host(&req).as_deref());
-        let req = rewrite_path(req, &route);
+        let req = rewrite_path(req, route);
         let started = self.logs.enabled().then(Instant::now);
         let outcome = match plan {
             Some(plan) => {
@@ -354,11 +352,7 @@ impl Proxy {
                 };
                 Box::pin(cache_phase::handle(&fetch, plan, req, ctx)).await
             }
-            None => {
-                self.forwarder
-                    .forward(req, ctx, &route, pool, rt.max_request_size)
-                    .await
-            }
+            None => self.forwarder.forward(req, ctx, route, pool, rt.max_request_size).await,
         };
         record_micros(&ctx.upstream_us, started);
         let resp = match outcome {
@@ -373,7 +367,7 @@ impl Proxy {
             raw_fields::materialize(&mut resp);
             route.response_headers.apply(resp.headers_mut());
         }
-        (resp, Some(route.upstream.clone()))
+        (resp, Some(&*route.upstream))
     }
 
     pub fn metrics(&self) -> &Arc<ProxyMetrics> {
@@ -577,7 +571,8 @@ mod tests {
     /// copy cost more than the WAF-off pipeline's own work in profiles.
     #[test]
     fn the_request_future_stays_small() {
-        let yaml = "proxy:\n  upstreams:\n    - {name: app, servers: [{host: 127.0.0.1, port: 9}]}\nxdp:\n  enabled: false\n";
+        let yaml =
+            "proxy:\n  upstreams:\n    - {name: app, servers: [{host: 127.0.0.1, port: 9}]}\nxdp:\n  enabled: false\n";
         let config = crate::config::load_str(yaml, "test.yaml", Vec::new()).expect("config");
         let hub = Arc::new(crate::tls::CertHub::new(false));
         let live = Arc::new(LiveRuntime::new(config, None, hub).expect("runtime"));

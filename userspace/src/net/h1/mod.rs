@@ -104,7 +104,7 @@ pub async fn serve<S>(
     conn: Connection,
     proxy: Arc<Proxy>,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     detect_h2: bool,
 ) -> std::io::Result<Ended<S>>
 where
@@ -115,6 +115,16 @@ where
     let mut first = true;
     let idle = tokio::time::sleep(limits.keepalive_timeout);
     tokio::pin!(idle);
+    let mut idle_deadline = idle.deadline();
+    // One wait for shutdown for the connection's life: a `changed()` made for every read joined and left the
+    // watch's waiter list (a lock and a list insert) on every request. It completes once, and the connection
+    // returns when it does, so it is never polled again after that.
+    let mut stop = shutdown.clone();
+    let stopping = async move {
+        // An error means the daemon dropped the sender: it is going away, which is a shutdown too.
+        let _ = stop.changed().await;
+    };
+    tokio::pin!(stopping);
     loop {
         // A complete head, or the end of the connection.
         let head = loop {
@@ -144,8 +154,8 @@ where
                 tokio::select! {
                     biased;
                     ready = io.read_ready() => ready?,
-                    () = &mut idle => return Ok(Ended::Closed),
-                    _ = shutdown.changed() => return Ok(Ended::Closed),
+                    () = idle_expired(idle.as_mut(), idle_deadline) => return Ok(Ended::Closed),
+                    () = &mut stopping => return Ok(Ended::Closed),
                 }
             }
             buf.reserve(READ_CHUNK);
@@ -156,9 +166,9 @@ where
                     Ok(_) => {}
                     Err(e) => return Err(e),
                 },
-                () = &mut idle => return Ok(Ended::Closed),
+                () = idle_expired(idle.as_mut(), idle_deadline) => return Ok(Ended::Closed),
                 // Shutting down: an idle connection goes at once; one mid-head gets to finish its request.
-                _ = shutdown.changed(), if buf.is_empty() => return Ok(Ended::Closed),
+                () = &mut stopping, if buf.is_empty() => return Ok(Ended::Closed),
             }
         };
         first = false;
@@ -228,14 +238,27 @@ where
             }
             After::KeepAlive => {}
         }
-        idle.as_mut()
-            .reset(Instant::from_std(crate::clock::coarse_now()) + limits.keepalive_timeout);
+        // The timer is not moved per request: it fires at the deadline it was armed with and is re-armed then
+        // if the connection was busy since (`idle_expired`), so a request costs no timer-wheel update.
+        idle_deadline = Instant::from_std(crate::clock::coarse_now()) + limits.keepalive_timeout;
         // Between requests the connection gives its buffers back (pipelined bytes already read are kept): with
         // 10,000 idle keep-alive connections this is most of the proxy's memory.
         if buf.is_empty() {
             buf = BytesMut::new();
         }
         out = BytesMut::new();
+    }
+}
+
+/// Completes once `deadline` has passed. `timer` may be armed earlier (it was set when the connection was
+/// last reset): it is re-armed for `deadline` when it fires early.
+async fn idle_expired(mut timer: std::pin::Pin<&mut tokio::time::Sleep>, deadline: Instant) {
+    loop {
+        timer.as_mut().await;
+        if timer.deadline() >= deadline {
+            return;
+        }
+        timer.as_mut().reset(deadline);
     }
 }
 
@@ -256,4 +279,34 @@ async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, out: &mut BytesMut, status: S
     };
     let _ = response::write(io, out, resp, answering).await;
     let _ = io.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that was busy after its timer was armed is not closed at the timer's first deadline,
+    /// but at the deadline its last request set.
+    #[tokio::test]
+    async fn the_idle_timer_waits_for_the_deadline_the_last_request_set() {
+        let started = Instant::now();
+        let timer = tokio::time::sleep(Duration::from_millis(50));
+        tokio::pin!(timer);
+        let moved = started + Duration::from_millis(200);
+        tokio::time::timeout(Duration::from_secs(5), idle_expired(timer.as_mut(), moved))
+            .await
+            .expect("the idle wait ends");
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "closed after {:?}, before the moved deadline",
+            started.elapsed()
+        );
+        // At the deadline it was armed for, it ends then.
+        let started = Instant::now();
+        let timer = tokio::time::sleep(Duration::from_millis(50));
+        tokio::pin!(timer);
+        let deadline = timer.deadline();
+        idle_expired(timer.as_mut(), deadline).await;
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
 }

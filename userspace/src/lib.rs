@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod allocator;
 pub mod cli;
 pub mod cli_status;
 pub mod clock;

@@ -8,8 +8,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// glibc's allocator cost ~9% of a proxied request's CPU in profiles (much of it consolidating free lists);
 /// mimalloc's thread-local free lists make the small, short-lived allocations of request handling cheap.
+/// `rampart::allocator` explains why not `mimalloc::MiMalloc` itself.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: rampart::allocator::Allocator = rampart::allocator::Allocator;
 use rampart::config::{self, Config, ConfigError};
 
 #[derive(Parser)]

@@ -14,30 +14,28 @@ use std::time::{Duration, Instant};
 
 /// A precise instant and the coarse clock's reading taken together: coarse readings are placed on the
 /// `Instant` time line relative to it, so they compare with precise instants to within one tick.
-static ANCHOR: LazyLock<(Instant, Duration)> = LazyLock::new(|| (Instant::now(), coarse_reading()));
+static ANCHOR: LazyLock<(Instant, Option<Duration>)> = LazyLock::new(|| (Instant::now(), coarse_reading()));
 
 /// Now, to within one kernel tick (at most a few milliseconds either way).
 pub fn coarse_now() -> Instant {
-    let (precise, coarse) = *ANCHOR;
-    precise + coarse_reading().saturating_sub(coarse)
+    match (*ANCHOR, coarse_reading()) {
+        ((precise, Some(anchor)), Some(now)) => precise + now.saturating_sub(anchor),
+        // Only kernels older than 2.6.32 lack the coarse clock: the precise one stands in.
+        _ => Instant::now(),
+    }
 }
 
-fn coarse_reading() -> Duration {
+fn coarse_reading() -> Option<Duration> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; clock_gettime writes only into it.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if rc != 0 {
-        // Only kernels older than 2.6.32 lack the coarse clock; the precise one is then the fallback.
-        return ANCHOR_FALLBACK.elapsed();
-    }
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
+    (rc == 0).then(|| {
+        Duration::new(
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    })
 }
-
-/// Origin of the fallback readings (a coarse clock that cannot be read is never read again successfully).
-static ANCHOR_FALLBACK: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 #[cfg(test)]
 mod tests {

@@ -557,6 +557,25 @@ mod tests {
         assert_eq!(strip_on_boundary("/api/x", "/api/"), Some("x"));
     }
 
+    /// A proxy (geo enforced at L7, no escalation) over the configuration in `yaml`, and its metrics registry.
+    fn test_proxy(yaml: &str, hub: Arc<crate::tls::CertHub>) -> (Proxy, prometheus::Registry) {
+        let config = crate::config::load_str(yaml, "test.yaml", Vec::new()).expect("config");
+        let live = Arc::new(LiveRuntime::new(config, None, hub).expect("runtime"));
+        let registry = prometheus::Registry::new();
+        let cache = cache::ResponseCache::new(&live.load().config.proxy.caching, &registry).expect("cache");
+        let metrics = Arc::new(ProxyMetrics::new(&registry).expect("metrics"));
+        (Proxy::new(live, metrics, None, true, cache), registry)
+    }
+
+    /// A plain connection from 127.0.0.1.
+    fn test_connection() -> Connection {
+        Connection {
+            peer: "127.0.0.1:40000".parse().expect("addr"),
+            client: "127.0.0.1".parse().expect("addr"),
+            tls: false,
+        }
+    }
+
     fn waf_inspected(registry: &prometheus::Registry) -> f64 {
         registry
             .gather()
@@ -573,23 +592,8 @@ mod tests {
     fn the_request_future_stays_small() {
         let yaml =
             "proxy:\n  upstreams:\n    - {name: app, servers: [{host: 127.0.0.1, port: 9}]}\nxdp:\n  enabled: false\n";
-        let config = crate::config::load_str(yaml, "test.yaml", Vec::new()).expect("config");
-        let hub = Arc::new(crate::tls::CertHub::new(false));
-        let live = Arc::new(LiveRuntime::new(config, None, hub).expect("runtime"));
-        let registry = prometheus::Registry::new();
-        let cache = cache::ResponseCache::new(&live.load().config.proxy.caching, &registry).expect("cache");
-        let proxy = Proxy::new(
-            live,
-            Arc::new(ProxyMetrics::new(&registry).expect("metrics")),
-            None,
-            true,
-            cache,
-        );
-        let conn = Connection {
-            peer: "127.0.0.1:40000".parse().expect("addr"),
-            client: "127.0.0.1".parse().expect("addr"),
-            tls: false,
-        };
+        let (proxy, _registry) = test_proxy(yaml, Arc::new(crate::tls::CertHub::new(false)));
+        let conn = test_connection();
         let req = Request::builder()
             .uri("/")
             .body(crate::net::h1::RequestBody::empty())
@@ -609,24 +613,10 @@ mod tests {
                     \x20 routes:\n    - {pattern: /*, upstream: app}\n\
                     waf:\n  enabled: true\n  mode: block\n  overrides_file: /nonexistent/rampart-test-overrides.json\n\
                     xdp:\n  enabled: false\n";
-        let config = crate::config::load_str(yaml, "test.yaml", Vec::new()).expect("config");
         let hub = Arc::new(crate::tls::CertHub::new(false));
         hub.challenges.set_http01("tok-1", "tok-1.thumbprint");
-        let live = Arc::new(LiveRuntime::new(config, None, Arc::clone(&hub)).expect("runtime"));
-        let registry = prometheus::Registry::new();
-        let cache = cache::ResponseCache::new(&live.load().config.proxy.caching, &registry).expect("cache");
-        let proxy = Proxy::new(
-            live,
-            Arc::new(ProxyMetrics::new(&registry).expect("metrics")),
-            None,
-            true,
-            cache,
-        );
-        let conn = Connection {
-            peer: "127.0.0.1:40000".parse().expect("addr"),
-            client: "127.0.0.1".parse().expect("addr"),
-            tls: false,
-        };
+        let (proxy, registry) = test_proxy(yaml, Arc::clone(&hub));
+        let conn = test_connection();
         let attack = "?q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
         let request = |path: String| {
             Request::builder()

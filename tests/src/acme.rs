@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::pki::Pki;
-use crate::{Process, free_port, must, run, wait_for_port};
+use crate::{Process, free_ports, must, run, wait_for_port};
 
 pub struct Pebble {
     pub dir: PathBuf,
@@ -46,7 +46,8 @@ impl Pebble {
         );
         let ca_file = pki.ca_cert.clone();
         let p = |p: &Path| p.to_str().unwrap().to_owned();
-        let (acme_port, mgmt_port, dns_port, dns_mgmt_port) = (free_port(), free_port(), free_port(), free_port());
+        // Distinct for sure: the DNS server and pebble's management interface once drew the same port.
+        let [acme_port, mgmt_port, dns_port, dns_mgmt_port] = free_ports();
         let validity = validity
             .map(|v| format!(", \"certificateValidityPeriod\": {v}"))
             .unwrap_or_default();

@@ -49,6 +49,13 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `N` distinct free ports: every listener is held until all are chosen. Calling `free_port` `N` times can
+/// hand out one port twice, since each is released before the next is asked for.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
 /// A child process that is killed (by its PID) and reaped when dropped.
 pub struct Process {
     pub name: String,
@@ -663,4 +670,14 @@ pub fn start_redis_cluster(masters: usize) -> RedisCluster {
     });
     assert!(ok, "the Redis Cluster on {ports:?} did not reach cluster_state:ok");
     cluster
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports: [u16; 32] = super::free_ports();
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
 }

@@ -1,5 +1,5 @@
-//! An upstream response's header fields as they arrived: spans into the response head's bytes, carried in the
-//! response's extensions instead of a `HeaderMap`.
+//! An upstream response's header fields as they arrived: spans into the response head's bytes, carried with
+//! the response's body (`proxy::response_body`) instead of in a `HeaderMap`.
 //!
 //! Why: building a `HeaderMap` from an upstream head (a name lookup, a value check and a hash insert per field)
 //! was the largest single cost of a proxied HTTP/1.1 request, and the common path only copies the fields to the
@@ -8,15 +8,14 @@
 //! raw field whose name the map also holds is not written: the map's value wins, as `insert` would have made it.
 //!
 //! Whatever needs the fields as a `HeaderMap` (HTTP/2 clients, route response rewrites, WebSocket upgrades)
-//! calls [`materialize`] first; after that the response is an ordinary one.
+//! calls `proxy::response_body::materialize` first; after that the response is an ordinary one.
 
 use bytes::Bytes;
-use http::Response;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// One field: where its name and value sit in the head.
 #[derive(Clone, Copy, Debug)]
-struct Span {
+pub struct Span {
     name_at: u32,
     name_len: u32,
     value_at: u32,
@@ -28,6 +27,19 @@ struct Span {
 pub struct RawFields {
     head: Bytes,
     spans: Vec<Span>,
+}
+
+impl Span {
+    /// `None` when an offset does not fit (a head is at most 64 KiB, so none should).
+    pub fn new(name_at: usize, name_len: usize, value_at: usize, value_len: usize) -> Option<Self> {
+        let fit = |n: usize| u32::try_from(n).ok().filter(|&n| n <= u32::MAX / 2);
+        Some(Self {
+            name_at: fit(name_at)?,
+            name_len: fit(name_len)?,
+            value_at: fit(value_at)?,
+            value_len: fit(value_len)?,
+        })
+    }
 }
 
 impl RawFields {
@@ -47,6 +59,13 @@ impl RawFields {
                 })
             })
             .collect();
+        Self { head, spans }
+    }
+
+    /// Spans built by a parser that has them at hand; any outside `head` is dropped.
+    pub fn from_spans(head: Bytes, mut spans: Vec<Span>) -> Self {
+        let len = head.len();
+        spans.retain(|s| (s.name_at + s.name_len) as usize <= len && (s.value_at + s.value_len) as usize <= len);
         Self { head, spans }
     }
 
@@ -111,13 +130,6 @@ impl RawFields {
     }
 }
 
-/// Moves raw upstream fields, if the response carries any, into its `HeaderMap`.
-pub fn materialize<B>(resp: &mut Response<B>) {
-    if let Some(raw) = resp.extensions_mut().remove::<RawFields>() {
-        raw.append_to(resp.headers_mut());
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test reports failure by panicking
 mod tests {
@@ -154,22 +166,20 @@ mod tests {
     }
 
     #[test]
-    fn materializing_keeps_repeats_and_lets_this_hops_values_win() {
-        let mut resp = Response::new(());
-        resp.headers_mut()
-            .insert("x-request-id", HeaderValue::from_static("ours"));
-        resp.extensions_mut()
-            .insert(fields("X-Request-Id: theirs\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"));
-        materialize(&mut resp);
-        assert!(resp.extensions().get::<RawFields>().is_none());
-        let h = resp.headers();
-        assert_eq!(h.get_all("x-request-id").iter().collect::<Vec<_>>(), vec!["ours"]);
-        assert_eq!(h.get_all("set-cookie").iter().collect::<Vec<_>>(), vec!["a=1", "b=2"]);
-    }
-
-    #[test]
     fn spans_outside_the_head_are_dropped() {
         let f = RawFields::new(Bytes::from_static(b"a: b"), [(0, 1, 3, 1), (0, 1, 3, 9)]);
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn spans_a_parser_built_are_kept_when_inside_the_head() {
+        let spans = vec![
+            Span::new(0, 1, 3, 1).unwrap(),
+            Span::new(0, 1, 3, 9).unwrap(),
+            Span::new(9, 1, 0, 1).unwrap(),
+        ];
+        let f = RawFields::from_spans(Bytes::from_static(b"a: b"), spans);
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![(&b"a"[..], &b"b"[..])]);
+        assert!(Span::new(usize::MAX, 1, 0, 1).is_none());
     }
 }

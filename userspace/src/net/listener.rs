@@ -252,9 +252,8 @@ where
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         async move {
-            let mut resp = proxy.handle(req, conn).await;
             // hyper writes HTTP/2 fields from the map only.
-            crate::http1::raw_fields::materialize(&mut resp);
+            let resp = proxy.handle(req, conn).await.into_response();
             Ok::<_, std::convert::Infallible>(resp)
         }
     });

@@ -59,7 +59,7 @@ pub async fn screen<B>(
                 Challenged::Cleared => None,
                 Challenged::Page(page) => {
                     event("challenged");
-                    Some((page, None))
+                    Some((*page, None))
                 }
                 Challenged::Unavailable => {
                     event("blocked");

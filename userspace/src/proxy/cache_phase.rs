@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use hyper::body::Body;
 use tracing::debug;
 
@@ -24,7 +24,6 @@ use super::route::RouteSettings;
 use super::upstream::UpstreamPool;
 use super::upstream::conn_pool::BoxError;
 use super::{RequestContext, ResponseBody};
-use crate::http1::raw_fields;
 
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
@@ -126,7 +125,7 @@ where
     drop(guard);
     Ok(match kept {
         Kept::Stored(e) => answer(cache, &e, &client_headers, false, "MISS"),
-        Kept::Passed(resp) => mark(resp, "MISS"),
+        Kept::Passed(resp) => mark(*resp, "MISS"),
     })
 }
 
@@ -150,7 +149,7 @@ fn serve_stale(
 enum Kept {
     Stored(Arc<Entry>),
     /// Not storable (or too large): the response as it came, body streaming.
-    Passed(Response<ResponseBody>),
+    Passed(Box<Response<ResponseBody>>),
 }
 
 /// Stores the upstream's response when the rules allow and its body fits.
@@ -161,13 +160,13 @@ async fn keep(
     request: &HeaderMap,
     mut resp: Response<ResponseBody>,
 ) -> Result<Kept, ForwardError> {
-    raw_fields::materialize(&mut resp);
+    super::response_body::materialize(&mut resp);
     let now = SystemTime::now();
     let lifetime = match policy::storable(&Method::GET, request, resp.status(), resp.headers(), rule, now) {
         Ok(l) => l,
         Err(why) => {
             debug!(?why, "response not stored");
-            return Ok(Kept::Passed(resp));
+            return Ok(Kept::Passed(Box::new(resp)));
         }
     };
     if resp
@@ -176,7 +175,7 @@ async fn keep(
         .exact()
         .is_some_and(|n| n > f.cache.max_object as u64)
     {
-        return Ok(Kept::Passed(resp));
+        return Ok(Kept::Passed(Box::new(resp)));
     }
     let (parts, body) = resp.into_parts();
     match body::read_prefix(body, f.cache.max_object).await {
@@ -194,10 +193,10 @@ async fn keep(
             f.cache.store(key, e.clone());
             Ok(Kept::Stored(e))
         }
-        Ok(Prefix::Over(read, rest)) => Ok(Kept::Passed(Response::from_parts(
+        Ok(Prefix::Over(read, rest)) => Ok(Kept::Passed(Box::new(Response::from_parts(
             parts,
-            InspectedBody::Prefixed(Some(read), rest).boxed(),
-        ))),
+            ResponseBody::new(InspectedBody::Prefixed(Some(read), rest)),
+        )))),
         Err(e) => {
             debug!(error = %e, "upstream body failed while being read for the cache");
             Err(ForwardError::Unreachable)
@@ -276,7 +275,7 @@ fn answer(
 ) -> Response<ResponseBody> {
     let age = HeaderValue::from(e.age_secs(now_ms()));
     if e.status == StatusCode::OK && policy::conditional(request, &e.headers) == Conditional::NotModified {
-        let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
+        let mut resp = Response::new(ResponseBody::empty());
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         let h = resp.headers_mut();
         for name in [
@@ -300,9 +299,9 @@ fn answer(
     };
     let len = body.len();
     let mut resp = if head {
-        Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed())
+        Response::new(ResponseBody::empty())
     } else {
-        Response::new(Full::new(body).map_err(|never| match never {}).boxed())
+        Response::new(ResponseBody::new(Full::new(body)))
     };
     *resp.status_mut() = e.status;
     let h = resp.headers_mut();

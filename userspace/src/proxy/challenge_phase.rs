@@ -70,7 +70,7 @@ pub enum Challenged {
     /// The client holds a valid clearance: it is not challenged again.
     Cleared,
     /// The page to answer with.
-    Page(Response<ResponseBody>),
+    Page(Box<Response<ResponseBody>>),
     /// No challenge is configured (`javascript_challenge: false` and no `captcha`): the request is blocked.
     Unavailable,
 }
@@ -89,11 +89,7 @@ fn script_nonce() -> String {
 }
 
 fn html(status: StatusCode, page: page::Page) -> Response<ResponseBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(page.html))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(ResponseBody::new(Full::new(Bytes::from(page.html))));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
@@ -132,7 +128,7 @@ impl Challenger<'_> {
             path.to_owned()
         };
         self.metrics.challenge("issued");
-        Challenged::Page(self.page(kind, page::safe_return(&target), headers, ctx))
+        Challenged::Page(Box::new(self.page(kind, page::safe_return(&target), headers, ctx)))
     }
 
     fn page(&self, kind: Kind, return_to: &str, headers: &HeaderMap, ctx: &RequestContext) -> Response<ResponseBody> {

@@ -27,8 +27,6 @@ use super::upstream::{Outcome, Server, UpstreamPool};
 use super::{RequestContext, ResponseBody, local_error, websocket};
 use crate::net::h1::OnUpgrade;
 
-/// Fields this hop typically adds to a relayed response.
-const RESPONSE_FIELDS_ADDED: usize = 8;
 /// Largest body buffered so that an idempotent request can be retried.
 const MAX_RETRY_BODY: u64 = 1024 * 1024;
 const RETRY_BACKOFF: Duration = Duration::from_millis(25);
@@ -147,11 +145,9 @@ impl Forwarder {
         };
         let (mut parts, body) = req.into_parts();
         // HTTP/2 requests carry the host in the URI authority; HTTP/1.1 upstreams need it as a header.
-        if !parts.headers.contains_key(header::HOST)
-            && let Some(h) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        if let Some(authority) = parts.uri.authority()
+            && !parts.headers.contains_key(header::HOST)
+            && let Ok(h) = HeaderValue::from_str(authority.as_str())
         {
             parts.headers.insert(header::HOST, h);
         }
@@ -200,9 +196,8 @@ impl Forwarder {
             let started = Instant::now();
             // The deadline is seconds away: the coarse clock places it well enough, and saves a precise read.
             let deadline = tokio::time::Instant::from_std(crate::clock::coarse_now()) + route.timeout;
-            let exchange = self.exchange(&server, &parts, &fwd, &mut payload);
-            match tokio::time::timeout_at(deadline, exchange).await {
-                Ok(Ok((head, conn))) => {
+            match self.exchange(&server, &parts, &fwd, &mut payload, deadline).await {
+                Ok((head, conn)) => {
                     let latency = started.elapsed();
                     return Ok(match upgrade {
                         Some(client_side) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
@@ -211,18 +206,18 @@ impl Forwarder {
                         _ => relay(head, conn, guard, latency, self.idle_timeout),
                     });
                 }
-                Ok(Err(e)) if e.is_length_limit() => {
+                Err(e) if e.is_length_limit() => {
                     guard.finish(Outcome::Cancelled, None);
                     return Err(ForwardError::BodyTooLarge(max_body));
                 }
-                Ok(Err(e)) => {
+                Err(h1::H1Error::TimedOut) => {
+                    guard.finish(Outcome::Failure, None);
+                    last = ForwardError::Timeout;
+                }
+                Err(e) => {
                     debug!(upstream = pool.name, server = server.id, error = %e, "upstream request failed");
                     guard.finish(Outcome::Failure, None);
                     last = ForwardError::Unreachable;
-                }
-                Err(_) => {
-                    guard.finish(Outcome::Failure, None);
-                    last = ForwardError::Timeout;
                 }
             }
             if matches!(payload, Payload::Stream(None)) {
@@ -233,7 +228,8 @@ impl Forwarder {
         Err(last)
     }
 
-    /// One attempt on one server: a pooled connection (or a new one), the request, the response head. A pooled
+    /// One attempt on one server, all of it by `deadline` (`H1Error::TimedOut` after): a pooled connection (or
+    /// a new one), the request, the response head. A pooled
     /// connection that turns out to have been closed by the server is replaced by a fresh one once, when the
     /// request can be sent again — the server never saw it.
     async fn exchange<B>(
@@ -242,6 +238,7 @@ impl Forwarder {
         parts: &http::request::Parts,
         fwd: &Forwarding<'_>,
         payload: &mut Payload<B>,
+        deadline: tokio::time::Instant,
     ) -> Result<(h1::ResponseHead, Conn), h1::H1Error>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -251,23 +248,23 @@ impl Forwarder {
         let reused = pooled.is_some();
         let mut conn = match pooled {
             Some(c) => c,
-            None => Conn::connect(&server.authority).await?,
+            None => Conn::connect_by(&server.authority, deadline).await?,
         };
         let Some(body) = payload.body() else {
             return Err(h1::H1Error::RequestBody(
                 "the request body was consumed by an earlier attempt".into(),
             ));
         };
-        match conn.send(parts, fwd, body).await {
+        match conn.send_by(deadline, parts, fwd, body).await {
             Ok(head) => Ok((head, conn)),
             Err(e) if reused && e.is_stale_connection() && payload.replayable() => {
                 debug!(
                     server = server.id,
                     "pooled connection was closed by the server; sending on a new one"
                 );
-                let mut conn = Conn::connect(&server.authority).await?;
+                let mut conn = Conn::connect_by(&server.authority, deadline).await?;
                 let body = payload.body().ok_or(e)?;
-                let head = conn.send(parts, fwd, body).await?;
+                let head = conn.send_by(deadline, parts, fwd, body).await?;
                 Ok((head, conn))
             }
             Err(e) => Err(e),
@@ -337,12 +334,6 @@ pub(super) fn relay(
 ) -> Response<ResponseBody> {
     guard.set_latency(latency);
     let reader = BodyReader::new(conn, &head);
-    let mut resp = Response::new(());
-    *resp.status_mut() = head.status;
-    // Room for what this hop adds (request id, security headers, HSTS) without growing the map.
-    *resp.headers_mut() = http::HeaderMap::with_capacity(RESPONSE_FIELDS_ADDED);
-    // Left raw: `net::h1` copies them to the client without building a map (`http1::raw_fields`).
-    resp.extensions_mut().insert(head.fields);
     let mut body = GuardedBody {
         reader: Some(reader),
         guard,
@@ -352,8 +343,11 @@ pub(super) fn relay(
         // An empty body is complete already: hand the connection back now.
         body.release();
     }
-    let (parts, ()) = resp.into_parts();
-    Response::from_parts(parts, body.boxed())
+    // The map starts empty (no allocation): the upstream's fields stay raw with the body, and `net::h1`
+    // copies them to the client without building a map (`http1::raw_fields`).
+    let mut resp = Response::new(ResponseBody::relayed(body, head.fields));
+    *resp.status_mut() = head.status;
+    resp
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -417,7 +411,7 @@ impl Drop for InFlight {
 
 /// A response body that keeps its request counted on the server until it is fully sent or dropped, and
 /// returns the connection to the pool when it ends.
-struct GuardedBody {
+pub(super) struct GuardedBody {
     reader: Option<BodyReader>,
     guard: InFlight,
     idle_timeout: Duration,

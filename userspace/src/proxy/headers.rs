@@ -60,12 +60,30 @@ pub struct Overrides {
 /// headers minus hop-by-hop ones and minus the fields named in `Connection`, then X-Forwarded-For and
 /// `Forwarded` with this hop appended, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id.
 pub fn write_request_headers(out: &mut BytesMut, headers: &HeaderMap, fwd: &Forwarding<'_>) {
-    let named = connection_named(headers);
+    // What the main pass needs to know beforehand, in one walk over the fields (a map lookup per name hashes
+    // it; comparing standard names is a compare of two small integers).
+    let mut host: Option<&HeaderValue> = None;
+    let mut cookies = 0;
+    let mut has_connection = false;
+    for (name, value) in headers {
+        if *name == header::HOST {
+            host.get_or_insert(value);
+        } else if *name == header::COOKIE {
+            cookies += 1;
+        } else if *name == header::CONNECTION {
+            has_connection = true;
+        }
+    }
+    let named = if has_connection {
+        connection_named(headers)
+    } else {
+        Vec::new()
+    };
     let mut prior_xff: Option<&HeaderValue> = None;
     let mut extra_xff = false;
     let mut prior_forwarded: Option<&HeaderValue> = None;
     let mut extra_forwarded = false;
-    let split_cookies = headers.get_all(header::COOKIE).iter().nth(1).is_some();
+    let split_cookies = cookies > 1;
     let mut cookies_written = false;
     let ov = fwd.overridden;
     for (name, value) in headers {
@@ -121,7 +139,7 @@ pub fn write_request_headers(out: &mut BytesMut, headers: &HeaderMap, fwd: &Forw
         put_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
 
-    let host = headers.get(header::HOST).filter(|h| !h.is_empty());
+    let host = host.filter(|h| !h.is_empty());
     if !ov.x_forwarded_for {
         out.put_slice(b"x-forwarded-for: ");
         if let Some(prior) = prior_xff {
@@ -214,18 +232,26 @@ pub fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 fn put_ip(out: &mut BytesMut, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // Rendered on the stack and copied once: a put per digit checked the buffer's room each time.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.put_u8(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
                 if octet >= 100 {
-                    out.put_u8(b'0' + octet / 100);
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
                 }
                 if octet >= 10 {
-                    out.put_u8(b'0' + octet / 10 % 10);
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
                 }
-                out.put_u8(b'0' + octet % 10);
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            out.put_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             use std::fmt::Write;

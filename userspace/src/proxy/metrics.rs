@@ -4,6 +4,8 @@
 //! Resolving a labelled child hashes the label values and takes a lock, which on the hot path costs more than
 //! the increment itself; children are therefore resolved once per (upstream, status) and kept, in short lists
 //! scanned linearly (upstreams and status codes seen are few, and hashing them cost more than the scan).
+//! Each worker thread keeps its own copy of the children it used, so that the common request takes no lock
+//! at all (a read lock is two atomic operations, as many as the increments themselves).
 
 use std::sync::RwLock;
 use std::time::Duration;
@@ -20,7 +22,19 @@ pub struct ProxyMetrics {
     duration: HistogramVec,
     errors: IntCounterVec,
     resolved: RwLock<Vec<(Box<str>, Resolved)>>,
+    /// Tells this instance's entries in the per-thread caches from those of others (tests make many).
+    id: u64,
 }
+
+/// A thread's children: (metrics instance, upstream, status code) and the counter and histogram for them.
+type ThreadEntry = (u64, Box<str>, u16, IntCounter, Histogram);
+
+thread_local! {
+    static THREAD_RESOLVED: std::cell::RefCell<Vec<ThreadEntry>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Entries a thread keeps at most; past it the cache starts over (labels are bounded, so it rarely fills).
+const THREAD_ENTRIES: usize = 64;
 
 /// One upstream's children: the histogram, and a counter per status code seen.
 struct Resolved {
@@ -64,19 +78,51 @@ impl ProxyMetrics {
             duration,
             errors,
             resolved: RwLock::new(Vec::new()),
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         })
     }
 
     pub fn observe(&self, upstream: &str, status: StatusCode, took: Duration) {
+        let code = status.as_u16();
+        let seconds = took.as_secs_f64();
+        THREAD_RESOLVED.with(|cell| {
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                // Re-entered (cannot happen from the proxy); count without the cache.
+                let (counter, duration) = self.shared_children(upstream, status);
+                counter.inc();
+                duration.observe(seconds);
+                return;
+            };
+            if let Some((.., counter, duration)) = cache
+                .iter()
+                .find(|(id, name, c, ..)| *id == self.id && *c == code && &**name == upstream)
+            {
+                counter.inc();
+                duration.observe(seconds);
+                return;
+            }
+            let (counter, duration) = self.shared_children(upstream, status);
+            counter.inc();
+            duration.observe(seconds);
+            if cache.len() >= THREAD_ENTRIES {
+                cache.clear();
+            }
+            cache.push((self.id, upstream.into(), code, counter, duration));
+        });
+    }
+
+    /// The children for (upstream, status), resolved once per process and shared by every thread.
+    fn shared_children(&self, upstream: &str, status: StatusCode) -> (IntCounter, Histogram) {
         let code = status.as_u16();
         {
             let resolved = self.resolved.read().unwrap_or_else(|p| p.into_inner());
             if let Some((_, r)) = resolved.iter().find(|(name, _)| &**name == upstream)
                 && let Some(counter) = r.by_status.iter().find(|(c, _)| *c == code).map(|(_, counter)| counter)
             {
-                counter.inc();
-                r.duration.observe(took.as_secs_f64());
-                return;
+                return (counter.clone(), r.duration.clone());
             }
         }
         let mut resolved = self.resolved.write().unwrap_or_else(|p| p.into_inner());
@@ -96,15 +142,14 @@ impl ProxyMetrics {
         };
         let r = &mut resolved[index].1;
         let counter = match r.by_status.iter().position(|(c, _)| *c == code) {
-            Some(i) => &r.by_status[i].1,
+            Some(i) => r.by_status[i].1.clone(),
             None => {
-                r.by_status
-                    .push((code, self.requests.with_label_values(&[upstream, status.as_str()])));
-                &r.by_status[r.by_status.len() - 1].1
+                let counter = self.requests.with_label_values(&[upstream, status.as_str()]);
+                r.by_status.push((code, counter.clone()));
+                counter
             }
         };
-        counter.inc();
-        r.duration.observe(took.as_secs_f64());
+        (counter, r.duration.clone())
     }
 
     pub fn error(&self, kind: &str) {
@@ -179,5 +224,44 @@ impl prometheus::core::Collector for UpstreamCollector {
         let mut out = self.active.collect();
         out.extend(self.health.collect());
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test reports failure by panicking
+mod tests {
+    use super::*;
+
+    fn requests(registry: &Registry, upstream: &str, code: &str) -> u64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "rampart_proxy_requests_total")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| {
+                let labels: Vec<_> = m.get_label().iter().map(|l| (l.name(), l.value())).collect();
+                labels.contains(&("upstream", upstream)) && labels.contains(&("status_code", code))
+            })
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
+    }
+
+    /// Children cached per thread belong to the instance that resolved them: two instances on one thread
+    /// (as in tests, or across a restart of the metrics) never count into each other's registry.
+    #[test]
+    fn each_instance_counts_into_its_own_registry_through_the_thread_cache() {
+        let (ra, rb) = (Registry::new(), Registry::new());
+        let (a, b) = (ProxyMetrics::new(&ra).unwrap(), ProxyMetrics::new(&rb).unwrap());
+        for _ in 0..3 {
+            a.observe("app", StatusCode::OK, Duration::from_millis(1));
+        }
+        b.observe("app", StatusCode::OK, Duration::from_millis(1));
+        a.observe("app", StatusCode::NOT_FOUND, Duration::from_millis(1));
+        a.observe("other", StatusCode::OK, Duration::from_millis(1));
+        assert_eq!(requests(&ra, "app", "200"), 3);
+        assert_eq!(requests(&rb, "app", "200"), 1);
+        assert_eq!(requests(&ra, "app", "404"), 1);
+        assert_eq!(requests(&ra, "other", "200"), 1);
+        assert_eq!(requests(&rb, "app", "404"), 0);
     }
 }

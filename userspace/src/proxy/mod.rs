@@ -24,6 +24,7 @@
 //! This module accepts no sockets (see `net`) and reads no files: it is handed the connection facts and the
 //! request, and uses the configuration generation current when the request arrived.
 
+pub mod added_fields;
 mod body;
 mod bot_phase;
 pub mod cache;
@@ -34,6 +35,7 @@ pub(crate) mod headers;
 pub mod metrics;
 mod policy_phase;
 pub mod request_id;
+pub mod response_body;
 pub mod route;
 pub mod runtime;
 pub mod upstream;
@@ -49,11 +51,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Body;
 
-use crate::http1::raw_fields::{self, RawFields};
 use crate::net::client_addr;
 use crate::policy::bot::BotState;
 use crate::policy::challenge::Challenges;
@@ -68,8 +68,26 @@ pub use runtime::{LiveRuntime, ReloadError, Runtime};
 use upstream::conn_pool::BoxError;
 pub use waf_phase::{WafMetrics, WafStats};
 
-/// Body of every response the proxy returns: relayed upstream bodies and locally generated ones.
-pub type ResponseBody = BoxBody<Bytes, BoxError>;
+pub use added_fields::AddedFields;
+pub use response_body::ResponseBody;
+
+/// What a request is answered with: the response, and the fields this hop adds to it, which the server side
+/// writes (HTTP/1.1) or puts into the map (`into_response`, for HTTP/2).
+pub struct Answer {
+    pub response: Response<ResponseBody>,
+    pub added: AddedFields,
+}
+
+impl Answer {
+    /// The response with every field in its map.
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let (mut parts, body) = self.response.into_parts();
+        self.added.apply(&mut parts.headers, body.upstream_fields());
+        let mut resp = Response::from_parts(parts, body);
+        response_body::materialize(&mut resp);
+        resp
+    }
+}
 
 /// What the listener knows about the connection a request came on.
 #[derive(Clone, Copy, Debug)]
@@ -162,7 +180,7 @@ impl Proxy {
 
     /// Runs the pipeline for one request. Never fails: every error is an HTTP answer. `B` is the body type of
     /// whichever server parsed the request (`net::h1` for HTTP/1.1, hyper for HTTP/2).
-    pub async fn handle<B>(&self, req: Request<B>, conn: Connection) -> Response<ResponseBody>
+    pub async fn handle<B>(&self, req: Request<B>, conn: Connection) -> Answer
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
@@ -179,17 +197,11 @@ impl Proxy {
         };
         let head = self.logs.enabled().then(|| RequestHead::of(&req));
         let (resp, upstream) = self.pipeline(&rt, req, &ctx).await;
-        // Split so that the map can be written while the upstream's raw fields are read in place.
-        let (mut parts, body) = resp.into_parts();
-        let h = &mut parts.headers;
-        rt.security_headers.apply(h, parts.extensions.get::<RawFields>());
-        h.insert(request_id::HEADER, ctx.request_id.clone());
-        if conn.tls
-            && let Some(hsts) = rt.tls.as_ref().and_then(|t| t.hsts.clone())
-        {
-            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
-        }
-        let resp = Response::from_parts(parts, body);
+        let hsts = if conn.tls {
+            rt.tls.as_ref().and_then(|t| t.hsts.clone())
+        } else {
+            None
+        };
         if rt.bots.is_some() && rt.config.waf.bot_protection.behavioral_analysis {
             self.bots.behaviours.response(ctx.client, resp.status().as_u16());
         }
@@ -210,7 +222,14 @@ impl Proxy {
                 upstream_wait: micros(&ctx.upstream_us),
             }));
         }
-        resp
+        Answer {
+            response: resp,
+            added: AddedFields {
+                security: Arc::clone(&rt.security_headers),
+                request_id: ctx.request_id,
+                hsts,
+            },
+        }
     }
 
     async fn pipeline<'a, B>(
@@ -338,7 +357,12 @@ impl Proxy {
             }
             None => req.map(InspectedBody::Stream),
         };
-        let plan = rt.cache_rules.plan(&route.name, &req, request_host(&req).as_deref());
+        // The host is looked up again only when caching is configured: `req` has moved since.
+        let plan = if rt.cache_rules.any() {
+            rt.cache_rules.plan(&route.name, &req, request_host(&req).as_deref())
+        } else {
+            None
+        };
         let req = rewrite_path(req, route);
         let started = self.logs.enabled().then(Instant::now);
         let outcome = match plan {
@@ -364,7 +388,7 @@ impl Proxy {
         };
         let mut resp = resp;
         if !route.response_headers.is_empty() {
-            raw_fields::materialize(&mut resp);
+            response_body::materialize(&mut resp);
             route.response_headers.apply(resp.headers_mut());
         }
         (resp, Some(&*route.upstream))
@@ -502,11 +526,7 @@ fn strip_on_boundary<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// A small plain-text answer generated by Rampart itself.
 pub fn local_response(status: StatusCode, body: &str) -> Response<ResponseBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body.to_owned()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(ResponseBody::new(Full::new(Bytes::from(body.to_owned()))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -628,9 +648,13 @@ mod tests {
         };
         let resp = proxy
             .handle(request(format!("/.well-known/acme-challenge/tok-1{attack}")), conn)
-            .await;
+            .await
+            .into_response();
         assert_eq!(resp.status(), StatusCode::OK);
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
         assert_eq!(&body[..], b"tok-1.thumbprint");
         assert_eq!(waf_inspected(&registry), 0.0, "the WAF saw the validation request");
 
@@ -638,7 +662,8 @@ mod tests {
         // oversized body the WAF blocks the same query.
         let resp = proxy
             .handle(request(format!("/.well-known/acme-challenge/other{attack}")), conn)
-            .await;
+            .await
+            .into_response();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let resp = proxy
             .handle(
@@ -649,13 +674,15 @@ mod tests {
                     .expect("request"),
                 conn,
             )
-            .await;
+            .await
+            .into_response();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert_eq!(waf_inspected(&registry), 1.0);
         hub.challenges.clear_http01("tok-1");
         let resp = proxy
             .handle(request("/.well-known/acme-challenge/tok-1".into()), conn)
-            .await;
+            .await
+            .into_response();
         assert_eq!(
             resp.status(),
             StatusCode::PAYLOAD_TOO_LARGE,

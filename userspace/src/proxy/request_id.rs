@@ -28,20 +28,46 @@ fn acceptable(id: &[u8]) -> bool {
 /// 32 hex digits from a per-process random key mixed with a counter (unique and unpredictable enough for
 /// correlation; not a secret).
 pub fn new() -> HeaderValue {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let key = *KEY;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = next_sequence();
     let hi = splitmix(key ^ n);
     let lo = splitmix(hi ^ key.rotate_left(17) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    // Hex digits into a fixed buffer: no formatting machinery on the hot path.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Hex digits into a fixed buffer, a byte (two digits) per lookup: no formatting machinery on the hot path.
     let mut buf = [0u8; 32];
-    for (i, word) in [hi, lo].into_iter().enumerate() {
-        for k in 0..16 {
-            buf[i * 16 + k] = HEX[((word >> (60 - 4 * k)) & 0xf) as usize];
+    for (half, word) in buf.chunks_exact_mut(16).zip([hi, lo]) {
+        for (digits, byte) in half.chunks_exact_mut(2).zip(word.to_be_bytes()) {
+            digits.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
     }
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// Each byte's two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = [HEX[b >> 4], HEX[b & 0xf]];
+        b += 1;
+    }
+    t
+};
+
+/// A number no other call in this process gets: a per-thread counter (no atomic operation per request) whose
+/// top bits are the thread's own, handed out once per thread.
+fn next_sequence() -> u64 {
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static NEXT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    }
+    NEXT.with(|next| {
+        let n = next
+            .get()
+            .unwrap_or_else(|| THREADS.fetch_add(1, Ordering::Relaxed) << 40);
+        next.set(Some(n.wrapping_add(1)));
+        n
+    })
 }
 
 static KEY: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
@@ -81,5 +107,17 @@ mod tests {
         assert_ne!(from_or_new(Some(&bad)), bad);
         let long = HeaderValue::from_str(&"a".repeat(200)).expect("valid");
         assert_eq!(from_or_new(Some(&long)).len(), 32);
+    }
+
+    #[test]
+    fn ids_from_several_threads_never_collide() {
+        let ids: Vec<Vec<HeaderValue>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| (0..2000).map(|_| new()).collect::<Vec<_>>()))
+                .collect();
+            workers.into_iter().map(|w| w.join().expect("thread")).collect()
+        });
+        let all: std::collections::HashSet<_> = ids.iter().flatten().collect();
+        assert_eq!(all.len(), 8000);
     }
 }

@@ -45,7 +45,7 @@ pub struct Runtime {
     /// rule change through the admin API takes effect without rebuilding the rest of the generation.
     pub waf: ArcSwapOption<Engine>,
     /// Security headers added to responses.
-    pub security_headers: ResponseHeaders,
+    pub security_headers: Arc<ResponseHeaders>,
     pub block_response: BlockResponse,
     /// `waf.rate_limiting` compiled (`None` when nothing is limited); its counters start afresh with each
     /// generation.
@@ -129,7 +129,7 @@ impl Runtime {
         } else {
             None
         };
-        let security_headers = ResponseHeaders::build(&config.waf.security_headers)?;
+        let security_headers = Arc::new(ResponseHeaders::build(&config.waf.security_headers)?);
         let rate_limits = RateLimiter::build(&config.waf.rate_limiting)?;
         let bots = BotPolicy::build(&config.waf.bot_protection)?;
         let tls = if config.ssl.enabled {

@@ -230,7 +230,7 @@ fn custom_rules(
                 Challenged::Cleared => RulesOutcome::Inspect,
                 Challenged::Page(page) => {
                     rule_event(rule, "security_challenge", "challenged", view, ctx, rc.country);
-                    RulesOutcome::Challenge(page)
+                    RulesOutcome::Challenge(*page)
                 }
                 Challenged::Unavailable => {
                     rule_event(rule, "security_block", "blocked", view, ctx, rc.country);
@@ -449,7 +449,7 @@ fn answer<B>(
             ctx,
         ) {
             Challenged::Cleared => None,
-            Challenged::Page(page) => Some(Outcome::Answer(page)),
+            Challenged::Page(page) => Some(Outcome::Answer(*page)),
             Challenged::Unavailable => refuse(),
         },
     }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use http::header::{self, HeaderMap};
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty};
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
@@ -55,7 +54,7 @@ pub fn tunnel(
         }
         drop(guard);
     });
-    let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    let mut resp = Response::new(ResponseBody::empty());
     *resp.status_mut() = head.status;
     *resp.headers_mut() = head.fields.to_header_map();
     // Connection is hop-by-hop and was removed from the server's answer; this hop's client needs its own.

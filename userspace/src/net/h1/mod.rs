@@ -57,7 +57,9 @@ pub trait ReadReady {
 
 impl ReadReady for tokio::net::TcpStream {
     fn read_ready(&self) -> impl Future<Output = std::io::Result<()>> + Send {
-        self.readable()
+        // `poll_read_ready` waits in the socket's own reader slot; `readable()` joined a locked waiter list,
+        // which cost eight atomic operations per request on a keep-alive connection.
+        std::future::poll_fn(|cx| self.poll_read_ready(cx))
     }
 }
 
@@ -104,12 +106,14 @@ pub async fn serve<S>(
     conn: Connection,
     proxy: Arc<Proxy>,
     limits: Limits,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
     detect_h2: bool,
 ) -> std::io::Result<Ended<S>>
 where
     S: AsyncRead + AsyncWrite + ReadReady + Unpin + Send + 'static,
 {
+    // From here on `has_changed` tells whether shutdown began since (see the keep-alive decision below).
+    let down_at_start = *shutdown.borrow_and_update();
     let mut buf = BytesMut::new();
     let mut out = BytesMut::new();
     let mut first = true;
@@ -154,7 +158,7 @@ where
                 tokio::select! {
                     biased;
                     ready = io.read_ready() => ready?,
-                    () = idle_expired(idle.as_mut(), idle_deadline) => return Ok(Ended::Closed),
+                    () = crate::clock::reached(idle.as_mut(), idle_deadline) => return Ok(Ended::Closed),
                     () = &mut stopping => return Ok(Ended::Closed),
                 }
             }
@@ -166,7 +170,7 @@ where
                     Ok(_) => {}
                     Err(e) => return Err(e),
                 },
-                () = idle_expired(idle.as_mut(), idle_deadline) => return Ok(Ended::Closed),
+                () = crate::clock::reached(idle.as_mut(), idle_deadline) => return Ok(Ended::Closed),
                 // Shutting down: an idle connection goes at once; one mid-head gets to finish its request.
                 () = &mut stopping, if buf.is_empty() => return Ok(Ended::Closed),
             }
@@ -196,9 +200,11 @@ where
             tx
         });
 
-        // Boxed so that an idle connection does not carry the pipeline's state between requests.
-        let mut handling = Box::pin(proxy.handle(req, conn));
-        let (resp, body_complete) = match pump {
+        // Boxed so that an idle connection does not carry the pipeline's state between requests. Written into
+        // a fresh allocation rather than through `Box::pin`, which built the ~4 KB future on the stack and
+        // copied all of it into the box on every request.
+        let mut handling = Box::into_pin(Box::write(Box::new_uninit(), proxy.handle(req, conn)));
+        let (answer, body_complete) = match pump {
             None => ((&mut handling).await, true),
             Some(mut pump) => {
                 let resp = loop {
@@ -218,11 +224,16 @@ where
 
         let answering = Answering {
             // A body left unread means the next bytes are not a request: the connection must close.
-            keep_alive: answering.keep_alive && body_complete && !*shutdown.borrow(),
+            // `has_changed` reads the version without the value's lock; the only change ever sent is the
+            // shutdown, and a dropped sender (`Err`) is one too.
+            keep_alive: answering.keep_alive
+                && body_complete
+                && !down_at_start
+                && !shutdown.has_changed().unwrap_or(true),
             ..answering
         };
-        let upgrade = upgrade.filter(|_| resp.status() == StatusCode::SWITCHING_PROTOCOLS);
-        match response::write(&mut io, &mut out, resp, answering).await? {
+        let upgrade = upgrade.filter(|_| answer.response.status() == StatusCode::SWITCHING_PROTOCOLS);
+        match response::write(&mut io, &mut out, answer.response, Some(&answer.added), answering).await? {
             After::Upgraded => {
                 if let Some(tx) = upgrade {
                     let _ = tx.send(Upgraded {
@@ -239,7 +250,7 @@ where
             After::KeepAlive => {}
         }
         // The timer is not moved per request: it fires at the deadline it was armed with and is re-armed then
-        // if the connection was busy since (`idle_expired`), so a request costs no timer-wheel update.
+        // if the connection was busy since (`clock::reached`), so a request costs no timer-wheel update.
         idle_deadline = Instant::from_std(crate::clock::coarse_now()) + limits.keepalive_timeout;
         // Between requests the connection gives its buffers back (pipelined bytes already read are kept): with
         // 10,000 idle keep-alive connections this is most of the proxy's memory.
@@ -247,18 +258,6 @@ where
             buf = BytesMut::new();
         }
         out = BytesMut::new();
-    }
-}
-
-/// Completes once `deadline` has passed. `timer` may be armed earlier (it was set when the connection was
-/// last reset): it is re-armed for `deadline` when it fires early.
-async fn idle_expired(mut timer: std::pin::Pin<&mut tokio::time::Sleep>, deadline: Instant) {
-    loop {
-        timer.as_mut().await;
-        if timer.deadline() >= deadline {
-            return;
-        }
-        timer.as_mut().reset(deadline);
     }
 }
 
@@ -277,36 +276,6 @@ async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, out: &mut BytesMut, status: S
         version: http::Version::HTTP_11,
         keep_alive: false,
     };
-    let _ = response::write(io, out, resp, answering).await;
+    let _ = response::write(io, out, resp, None, answering).await;
     let _ = io.shutdown().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A connection that was busy after its timer was armed is not closed at the timer's first deadline,
-    /// but at the deadline its last request set.
-    #[tokio::test]
-    async fn the_idle_timer_waits_for_the_deadline_the_last_request_set() {
-        let started = Instant::now();
-        let timer = tokio::time::sleep(Duration::from_millis(50));
-        tokio::pin!(timer);
-        let moved = started + Duration::from_millis(200);
-        tokio::time::timeout(Duration::from_secs(5), idle_expired(timer.as_mut(), moved))
-            .await
-            .expect("the idle wait ends");
-        assert!(
-            started.elapsed() >= Duration::from_millis(200),
-            "closed after {:?}, before the moved deadline",
-            started.elapsed()
-        );
-        // At the deadline it was armed for, it ends then.
-        let started = Instant::now();
-        let timer = tokio::time::sleep(Duration::from_millis(50));
-        tokio::pin!(timer);
-        let deadline = timer.deadline();
-        idle_expired(timer.as_mut(), deadline).await;
-        assert!(started.elapsed() >= Duration::from_millis(50));
-    }
 }

@@ -14,7 +14,6 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
-use http::header;
 use http::{Response, StatusCode, Version};
 use hyper::body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -22,6 +21,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::http1::raw_fields::RawFields;
 use crate::http1::{Digits, put_field, put_hex};
 use crate::proxy::ResponseBody;
+use crate::proxy::added_fields::{AddedFields, Role};
+use crate::waf::headers::Present;
 
 /// Buffered response bytes are written once they reach this much; larger pieces of body go out directly.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -44,16 +45,18 @@ pub enum After {
     Upgraded,
 }
 
-/// Writes `resp` and its body. An error means the connection is in an unknown state and must be closed.
+/// Writes `resp` and its body, with the fields this hop adds (`added`: none on a refused request). An error
+/// means the connection is in an unknown state and must be closed.
 pub async fn write<S: AsyncWrite + Unpin>(
     io: &mut S,
     out: &mut BytesMut,
     resp: Response<ResponseBody>,
+    added: Option<&AddedFields>,
     req: Answering,
 ) -> io::Result<After> {
     let (parts, mut body) = resp.into_parts();
     out.clear();
-    out.reserve(room_needed(&parts, &body));
+    out.reserve(room_needed(&parts, &body, added));
     let status = parts.status;
     let upgraded = status == StatusCode::SWITCHING_PROTOCOLS;
     let no_body = req.head_request
@@ -64,27 +67,41 @@ pub async fn write<S: AsyncWrite + Unpin>(
     let keep_length = req.head_request || status == StatusCode::NOT_MODIFIED;
     put_status_line(out, status);
     let mut has_date = false;
-    for (name, value) in &parts.headers {
-        if skip_field(name.as_str().as_bytes(), upgraded, keep_length) {
-            continue;
+    // The security headers the response sets itself, so that this hop does not add its own.
+    let mut present: Present = 0;
+    // Whether a field is written: not one this hop frames or replaces.
+    let mut keep = |name: &[u8]| {
+        if skip_field(name, upgraded, keep_length) {
+            return false;
         }
-        has_date |= name == header::DATE;
-        put_field(out, name.as_str().as_bytes(), value.as_bytes());
+        match added.map_or(Role::Other, |a| a.role(name)) {
+            Role::Replaced => return false,
+            Role::Security(bit) => present |= bit,
+            Role::Other => {}
+        }
+        has_date |= name.eq_ignore_ascii_case(b"date");
+        true
+    };
+    for (name, value) in &parts.headers {
+        if keep(name.as_str().as_bytes()) {
+            put_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
     }
-    if let Some(raw) = parts.extensions.get::<RawFields>() {
+    if let Some(raw) = body.upstream_fields() {
         for (name, value) in raw.iter() {
             // A field this hop set in the map replaces the upstream's.
-            if skip_field(name, upgraded, keep_length)
-                || parts
+            let in_map = !parts.headers.is_empty()
+                && parts
                     .headers
                     .keys()
-                    .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name))
-            {
-                continue;
+                    .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name));
+            if !in_map && keep(name) {
+                put_field(out, name, value);
             }
-            has_date |= name.eq_ignore_ascii_case(b"date");
-            put_field(out, name, value);
         }
+    }
+    if let Some(added) = added {
+        added.put(out, present);
     }
     if !has_date {
         put_date(out);
@@ -176,17 +193,18 @@ pub async fn write<S: AsyncWrite + Unpin>(
 
 /// Room for the head and a small body known to be complete, so that a typical response is gathered with one
 /// allocation instead of growing field by field.
-fn room_needed(parts: &http::response::Parts, body: &ResponseBody) -> usize {
+fn room_needed(parts: &http::response::Parts, body: &ResponseBody, added: Option<&AddedFields>) -> usize {
     /// Status line, Date, framing and connection fields.
     const FIXED: usize = 128;
     let map: usize = parts.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
-    let raw = parts.extensions.get::<RawFields>().map_or(0, RawFields::wire_len);
+    let raw = body.upstream_fields().map_or(0, RawFields::wire_len);
+    let added = added.map_or(0, AddedFields::wire_len);
     let small_body = body
         .size_hint()
         .exact()
         .filter(|&n| n <= INLINE_BODY as u64)
         .unwrap_or(0) as usize;
-    FIXED + map + raw + small_body
+    FIXED + map + raw + added + small_body
 }
 
 /// Bodies up to this size are gathered with the head.
@@ -235,24 +253,22 @@ fn put_date(out: &mut BytesMut) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test reports failure by panicking
 mod tests {
+    use std::sync::Arc;
+
     use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
+    use http_body_util::Full;
 
     use super::*;
 
     async fn written(resp: Response<ResponseBody>, req: Answering) -> (String, After) {
         let mut wire = Vec::new();
         let mut out = BytesMut::new();
-        let after = write(&mut wire, &mut out, resp, req).await.unwrap();
+        let after = write(&mut wire, &mut out, resp, None, req).await.unwrap();
         (String::from_utf8(wire).unwrap(), after)
     }
 
     fn full(status: u16, body: &'static str) -> Response<ResponseBody> {
-        let mut r = Response::new(
-            Full::new(Bytes::from_static(body.as_bytes()))
-                .map_err(|n| match n {})
-                .boxed(),
-        );
+        let mut r = Response::new(ResponseBody::new(Full::new(Bytes::from_static(body.as_bytes()))));
         *r.status_mut() = StatusCode::from_u16(status).unwrap();
         r.headers_mut().insert("x-kept", "1".parse().unwrap());
         r.headers_mut()
@@ -303,7 +319,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unsized_body_is_chunked_for_http11_and_close_delimited_for_http10() {
-        let stream = || Response::new(Pieces(vec![&b"cde"[..], b"ab"]).boxed());
+        let stream = || Response::new(ResponseBody::new(Pieces(vec![&b"cde"[..], b"ab"])));
         let (wire, after) = written(stream(), H11).await;
         assert!(wire.contains("transfer-encoding: chunked\r\n"), "{wire}");
         assert!(wire.ends_with("\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"), "{wire}");
@@ -380,9 +396,8 @@ mod tests {
         let raw = crate::http1::raw_fields::RawFields::new(head, spans);
         let names: Vec<_> = raw.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
         assert_eq!(names[4], (b"Connection".to_vec(), b"close".to_vec()), "spans as meant");
-        let mut r = Response::new(Full::new(Bytes::from_static(b"hello")).map_err(|n| match n {}).boxed());
+        let mut r = Response::new(ResponseBody::new(Full::new(Bytes::from_static(b"hello"))).with_upstream_fields(raw));
         r.headers_mut().insert("x-request-id", "ours".parse().unwrap());
-        r.extensions_mut().insert(raw);
         let (wire, after) = written(r, H11).await;
         assert!(
             wire.contains("x-request-id: ours\r\n") && !wire.contains("theirs"),
@@ -404,5 +419,46 @@ mod tests {
             "the upstream's connection fields are its own: {wire}"
         );
         assert_eq!(after, After::KeepAlive);
+    }
+
+    /// The fields this hop adds are written after the response's own: a security header the upstream set
+    /// keeps the upstream's value and is not added again, while the upstream's request id and HSTS give way.
+    #[tokio::test]
+    async fn added_fields_follow_the_responses_own_and_replace_only_their_names() {
+        let text = "X-Frame-Options: SAMEORIGIN\r\nX-Request-Id: theirs\r\nStrict-Transport-Security: max-age=1\r\n";
+        let head = Bytes::from_static(text.as_bytes());
+        let mut spans = Vec::new();
+        let mut at = 0;
+        for line in text.split("\r\n") {
+            if let Some((n, v)) = line.split_once(": ") {
+                spans.push((at, n.len(), at + n.len() + 2, v.len()));
+            }
+            at += line.len() + 2;
+        }
+        let raw = crate::http1::raw_fields::RawFields::new(head, spans);
+        let added = AddedFields {
+            security: Arc::new(
+                crate::waf::headers::ResponseHeaders::build(&crate::config::schema::SecurityHeaders::default())
+                    .unwrap(),
+            ),
+            request_id: "ours".parse().unwrap(),
+            hsts: Some("max-age=60".parse().unwrap()),
+        };
+        let r = Response::new(ResponseBody::new(Full::new(Bytes::from_static(b"hello"))).with_upstream_fields(raw));
+        let mut wire = Vec::new();
+        let mut out = BytesMut::new();
+        write(&mut wire, &mut out, r, Some(&added), H11).await.unwrap();
+        let wire = String::from_utf8(wire).unwrap();
+        let lower = wire.to_ascii_lowercase();
+        assert_eq!(lower.matches("x-frame-options:").count(), 1, "{wire}");
+        assert!(wire.contains("X-Frame-Options: SAMEORIGIN\r\n"), "{wire}");
+        assert!(wire.contains("x-content-type-options: nosniff\r\n"), "{wire}");
+        assert!(
+            wire.contains("x-request-id: ours\r\n") && !wire.contains("theirs"),
+            "{wire}"
+        );
+        assert_eq!(lower.matches("strict-transport-security:").count(), 1, "{wire}");
+        assert!(wire.contains("strict-transport-security: max-age=60\r\n"), "{wire}");
+        assert!(wire.ends_with("\r\n\r\nhello"), "{wire}");
     }
 }

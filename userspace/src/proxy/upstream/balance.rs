@@ -109,6 +109,14 @@ impl Balancer {
     }
 
     fn smooth_round_robin(&self, c: &[Candidate]) -> Option<usize> {
+        // One eligible server is picked whatever the weights, and its running weight gains and loses the same
+        // amount: the state does not change, so the lock is not taken.
+        let mut eligible = c.iter().enumerate().filter(|(_, cand)| cand.eligible());
+        match (eligible.next(), eligible.next()) {
+            (None, _) => return None,
+            (Some((only, _)), None) => return Some(only),
+            _ => {}
+        }
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if current.len() != c.len() {
             current.resize(c.len(), 0);

@@ -16,6 +16,7 @@
 //! Must not: follow redirects, decompress, or look at anything beyond framing and connection management.
 
 use std::io;
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::conn_pool::BoxError;
-use crate::http1::raw_fields::RawFields;
+use crate::http1::raw_fields::{RawFields, Span};
 use crate::http1::{Digits, FramingError, chunked, content_length, ends_in_chunked, put_field, put_hex};
 use crate::proxy::headers::{Forwarding, is_hop_by_hop, write_request_headers};
 
@@ -61,6 +62,8 @@ pub enum H1Error {
     Invalid(String),
     #[error("invalid response framing: {0}")]
     Framing(#[from] FramingError),
+    #[error("the server did not answer by the deadline")]
+    TimedOut,
 }
 
 impl H1Error {
@@ -100,13 +103,34 @@ fn invalid(what: impl Into<String>) -> H1Error {
 }
 
 /// One keep-alive connection to a server and the bytes read from it but not yet used.
-pub struct Conn {
+///
+/// Boxed once, when connected: the connection travels inside every relayed response's body, which is moved
+/// several times on its way to the client, and a pointer moves cheaper than a socket and two buffers.
+pub struct Conn(Box<ConnState>);
+
+pub struct ConnState {
     stream: TcpStream,
     buf: BytesMut,
     /// The request being written: kept with the connection, so a pooled connection's requests reuse it.
     out: BytesMut,
     /// Requests completed on this connection; a reused connection can be stale (see `is_stale_connection`).
     pub served: u32,
+    /// The deadline timer of the request in flight, kept for the connection's life (`send_by`), and the
+    /// thread that made it (`clock::thread_mark`).
+    timer: Option<(usize, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = ConnState;
+    fn deref(&self) -> &ConnState {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut ConnState {
+        &mut self.0
+    }
 }
 
 impl Conn {
@@ -123,14 +147,30 @@ impl Conn {
         };
         // Heads and bodies are written whole; Nagle would only delay the last segment.
         let _ = stream.set_nodelay(true);
-        Ok(Self {
+        Ok(Self(Box::new(ConnState {
             stream,
             buf: BytesMut::new(),
             out: BytesMut::with_capacity(WRITE_HEAD_ROOM),
             served: 0,
-        })
+            timer: None,
+        })))
     }
 
+    /// `connect`, by `deadline`.
+    pub async fn connect_by(authority: &str, deadline: tokio::time::Instant) -> Result<Self, H1Error> {
+        tokio::time::timeout_at(deadline, Self::connect(authority))
+            .await
+            .map_err(|_| H1Error::TimedOut)?
+    }
+
+    /// The socket and the bytes already read past the response head, for a tunnel after `101`.
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        let state = *self.0;
+        (state.stream, state.buf)
+    }
+}
+
+impl ConnState {
     /// Whether an idle connection is still usable: the server has neither closed it nor sent anything
     /// unasked. Costs no system call unless the reactor saw the socket become readable.
     pub fn is_usable(&mut self) -> bool {
@@ -139,6 +179,44 @@ impl Conn {
         }
         let mut probe = [0u8; 1];
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// `send`, by `deadline`: `H1Error::TimedOut` after it.
+    ///
+    /// The timer is the connection's own and is not moved per request: deadlines on one connection only grow,
+    /// so the timer fires at the deadline it was armed with and is re-armed then if the request in flight
+    /// has a later one (`clock::reached`). A timer per request cost a registration and a removal in the
+    /// runtime's timer wheel each time, ten atomic operations among them.
+    pub async fn send_by<B>(
+        &mut self,
+        deadline: tokio::time::Instant,
+        parts: &request::Parts,
+        fwd: &Forwarding<'_>,
+        body: B,
+    ) -> Result<ResponseHead, H1Error>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        let here = crate::clock::thread_mark();
+        let mut timer = match self.timer.take() {
+            // A later timer (a shorter route timeout since) cannot wait lazily: it is moved now.
+            Some((made, mut t)) if made == here && t.deadline() > deadline => {
+                t.as_mut().reset(deadline);
+                t
+            }
+            Some((made, t)) if made == here => t,
+            // None yet, or made on another thread: that thread's runtime may have its own timer driver
+            // (io_uring workers each run one), which may stop before this one does.
+            _ => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let sent = tokio::select! {
+            biased;
+            head = self.send(parts, fwd, body) => head,
+            () = crate::clock::reached(timer.as_mut(), deadline) => Err(H1Error::TimedOut),
+        };
+        self.timer = Some((here, timer));
+        sent
     }
 
     /// Sends the request and reads the response head, skipping interim (1xx) responses other than 101.
@@ -202,11 +280,6 @@ impl Conn {
                 Err(e) => return Err(H1Error::Read(e)),
             }
         }
-    }
-
-    /// The socket and the bytes already read past the response head, for a tunnel after `101`.
-    pub fn into_parts(self) -> (TcpStream, BytesMut) {
-        (self.stream, self.buf)
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` is end of stream.
@@ -288,48 +361,51 @@ pub fn parse_head(buf: &mut BytesMut, request_was_head: bool) -> Result<Option<R
 
     let mut close = false;
     let mut keep_alive_token = false;
-    let mut named: Vec<String> = Vec::new();
+    // Where the field names listed in `Connection` sit in `buf` (rare: nearly every `Connection` says only
+    // keep-alive or close, and this then never allocates).
+    let mut named: Vec<(usize, usize)> = Vec::new();
     let mut chunked_last = None::<bool>;
     let mut length = None::<u64>;
-    // Where each field's name and value sit in `buf`, so they can be sliced from it once it is frozen.
     let base = buf.as_ptr() as usize;
-    let count = resp.headers.len();
-    let mut spans = Vec::with_capacity(count);
+    let at = |b: &[u8]| b.as_ptr() as usize - base;
     for f in resp.headers.iter() {
-        spans.push((
-            f.name.as_ptr() as usize - base,
-            f.name.len(),
-            f.value.as_ptr() as usize - base,
-            f.value.len(),
-        ));
-        if f.name.eq_ignore_ascii_case("connection") {
-            for token in std::str::from_utf8(f.value).unwrap_or("").split(',').map(str::trim) {
-                if token.eq_ignore_ascii_case("close") {
+        let name = f.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in f.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case("keep-alive") {
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     keep_alive_token = true;
                 } else if !token.is_empty() {
-                    named.push(token.to_ascii_lowercase());
+                    named.push((at(token), token.len()));
                 }
             }
-        } else if f.name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             chunked_last = Some(ends_in_chunked(f.value));
-        } else if f.name.eq_ignore_ascii_case("content-length") {
+        } else if name.eq_ignore_ascii_case(b"content-length") {
             content_length(f.value, &mut length)?;
         }
     }
-
-    let head = buf.split_to(used).freeze();
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
-    let kept = spans.into_iter().filter(|&(name_at, name_len, _, _)| {
-        let name = &head[name_at..name_at + name_len];
-        let connection_named = !named.is_empty() && named.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name));
-        let is_upgrade = name.eq_ignore_ascii_case(b"upgrade");
+    // The fields the client may see, as spans into `buf`, which the head is split off from below.
+    let mut spans = Vec::with_capacity(resp.headers.len());
+    for f in resp.headers.iter() {
+        let name = f.name.as_bytes();
+        let connection_named = !named.is_empty()
+            && named
+                .iter()
+                .any(|&(at, len)| buf[at..at + len].eq_ignore_ascii_case(name))
+            && !(upgrade && name.eq_ignore_ascii_case(b"upgrade"));
         // With Transfer-Encoding, Content-Length is meaningless and must not reach the client (RFC 9112 §6.3).
         let stale_length = chunked_last.is_some() && name.eq_ignore_ascii_case(b"content-length");
-        !(is_hop_by_hop(name, upgrade) || (connection_named && !(upgrade && is_upgrade)) || stale_length)
-    });
-    let fields = RawFields::new(head.clone(), kept);
+        if is_hop_by_hop(name, upgrade) || connection_named || stale_length {
+            continue;
+        }
+        if let Some(span) = Span::new(at(name), name.len(), at(f.value), f.value.len()) {
+            spans.push(span);
+        }
+    }
+    let fields = RawFields::from_spans(buf.split_to(used).freeze(), spans);
 
     let no_body = request_was_head
         || status.is_informational()
@@ -703,6 +779,74 @@ mod tests {
         let (head, chunked) = encode(Method::POST, stream);
         assert!(chunked);
         assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+    }
+
+    /// The connection's own timer: a request answered in time leaves it armed for a far deadline, and the
+    /// next request on the connection still times out at its own, nearer one (not the earlier request's);
+    /// a request given more time than the timer was armed for is not cut short by it.
+    #[tokio::test]
+    async fn each_request_on_a_connection_times_out_at_its_own_deadline() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Answers the first request and the third, stays silent on the second.
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for answer in [true, false, true] {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "client closed");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                if answer {
+                    s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        });
+        let (parts, ()) = http::Request::builder()
+            .uri("/")
+            .header("host", "h")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let id = HeaderValue::from_static("id");
+        let overridden = Overrides::default();
+        let fwd = Forwarding {
+            previous_hop: "192.0.2.1".parse().unwrap(),
+            scheme: "http",
+            request_id: &id,
+            upgrade: false,
+            overridden: &overridden,
+        };
+        let empty = || http_body_util::Empty::<Bytes>::new();
+        let mut conn = Conn::connect(&addr.to_string()).await.unwrap();
+        let now = tokio::time::Instant::now;
+        let head = conn
+            .send_by(now() + Duration::from_secs(30), &parts, &fwd, empty())
+            .await;
+        assert_eq!(head.unwrap().status, StatusCode::NO_CONTENT);
+
+        let started = now();
+        let silent = conn
+            .send_by(started + Duration::from_millis(150), &parts, &fwd, empty())
+            .await;
+        assert!(matches!(silent, Err(H1Error::TimedOut)), "{silent:?}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(140) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+
+        // The timer is now armed for 150 ms after `started`, which has passed; this request has longer.
+        let mut conn = conn;
+        let late = conn
+            .send_by(now() + Duration::from_secs(30), &parts, &fwd, empty())
+            .await;
+        assert_eq!(late.unwrap().status, StatusCode::NO_CONTENT);
+        server.abort();
     }
 
     /// A one-frame body whose size is not known in advance, like a client's chunked upload.

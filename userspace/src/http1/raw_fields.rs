@@ -43,6 +43,21 @@ impl Span {
 }
 
 impl RawFields {
+    /// Fields from `name: value` lines, spans found the way the parser reports them (tests).
+    #[cfg(test)]
+    pub fn from_lines(text: &'static str) -> Self {
+        let head = Bytes::from_static(text.as_bytes());
+        let mut spans = Vec::new();
+        let mut at = 0;
+        for line in text.split("\r\n") {
+            if let Some((n, v)) = line.split_once(": ") {
+                spans.push((at, n.len(), at + n.len() + 2, v.len()));
+            }
+            at += line.len() + 2;
+        }
+        Self::new(head, spans)
+    }
+
     /// `head` holds the fields; each `(name_at, name_len, value_at, value_len)` is a span in it whose name is
     /// a valid token and whose value holds no control characters (what the HTTP/1.1 parser checked).
     pub fn new(head: Bytes, spans: impl IntoIterator<Item = (usize, usize, usize, usize)>) -> Self {
@@ -135,23 +150,9 @@ impl RawFields {
 mod tests {
     use super::*;
 
-    fn fields(text: &'static str) -> RawFields {
-        // "name: value" per line; spans found the way the parser reports them.
-        let head = Bytes::from_static(text.as_bytes());
-        let mut spans = Vec::new();
-        let mut at = 0;
-        for line in text.split("\r\n") {
-            if let Some((n, v)) = line.split_once(": ") {
-                spans.push((at, n.len(), at + n.len() + 2, v.len()));
-            }
-            at += line.len() + 2;
-        }
-        RawFields::new(head, spans)
-    }
-
     #[test]
     fn fields_keep_their_order_and_spelling() {
-        let f = fields("Content-Type: text/plain\r\nX-A: 1\r\nx-a: 2\r\n");
+        let f = RawFields::from_lines("Content-Type: text/plain\r\nX-A: 1\r\nx-a: 2\r\n");
         let all: Vec<_> = f.iter().collect();
         assert_eq!(
             all,

@@ -117,23 +117,12 @@ mod tests {
 
     use super::*;
 
-    fn fields(text: &'static str) -> RawFields {
-        let head = Bytes::from_static(text.as_bytes());
-        let mut spans = Vec::new();
-        let mut at = 0;
-        for line in text.split("\r\n") {
-            if let Some((n, v)) = line.split_once(": ") {
-                spans.push((at, n.len(), at + n.len() + 2, v.len()));
-            }
-            at += line.len() + 2;
-        }
-        RawFields::new(head, spans)
-    }
-
     #[test]
     fn materializing_keeps_repeats_and_lets_this_hops_values_win() {
         let mut body = ResponseBody::empty();
-        body.upstream_fields = Some(fields("X-Request-Id: theirs\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"));
+        body.upstream_fields = Some(RawFields::from_lines(
+            "X-Request-Id: theirs\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n",
+        ));
         let mut resp = Response::new(body);
         resp.headers_mut()
             .insert("x-request-id", HeaderValue::from_static("ours"));

@@ -425,17 +425,9 @@ mod tests {
     /// keeps the upstream's value and is not added again, while the upstream's request id and HSTS give way.
     #[tokio::test]
     async fn added_fields_follow_the_responses_own_and_replace_only_their_names() {
-        let text = "X-Frame-Options: SAMEORIGIN\r\nX-Request-Id: theirs\r\nStrict-Transport-Security: max-age=1\r\n";
-        let head = Bytes::from_static(text.as_bytes());
-        let mut spans = Vec::new();
-        let mut at = 0;
-        for line in text.split("\r\n") {
-            if let Some((n, v)) = line.split_once(": ") {
-                spans.push((at, n.len(), at + n.len() + 2, v.len()));
-            }
-            at += line.len() + 2;
-        }
-        let raw = crate::http1::raw_fields::RawFields::new(head, spans);
+        let raw = RawFields::from_lines(
+            "X-Frame-Options: SAMEORIGIN\r\nX-Request-Id: theirs\r\nStrict-Transport-Security: max-age=1\r\n",
+        );
         let added = AddedFields {
             security: Arc::new(
                 crate::waf::headers::ResponseHeaders::build(&crate::config::schema::SecurityHeaders::default())

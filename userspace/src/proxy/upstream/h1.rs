@@ -737,6 +737,18 @@ mod tests {
         assert!(!reusable);
     }
 
+    /// What a plain-HTTP hop from a documentation address forwards, with request id `id`.
+    fn test_forwarding(overridden: &Overrides) -> Forwarding<'_> {
+        static ID: HeaderValue = HeaderValue::from_static("id");
+        Forwarding {
+            previous_hop: "192.0.2.1".parse().unwrap(),
+            scheme: "http",
+            request_id: &ID,
+            upgrade: false,
+            overridden,
+        }
+    }
+
     #[tokio::test]
     async fn requests_are_framed_by_the_body_they_carry() {
         use http_body_util::Full;
@@ -752,15 +764,8 @@ mod tests {
                 .unwrap()
                 .into_parts();
             parts.headers.insert("x", HeaderValue::from_static("y"));
-            let id = HeaderValue::from_static("id");
             let overridden = Overrides::default();
-            let fwd = Forwarding {
-                previous_hop: "192.0.2.1".parse().unwrap(),
-                scheme: "http",
-                request_id: &id,
-                upgrade: false,
-                overridden: &overridden,
-            };
+            let fwd = test_forwarding(&overridden);
             let mut out = BytesMut::new();
             let chunked = encode_head(&parts, &body, &fwd, &mut out);
             (String::from_utf8(out.to_vec()).unwrap(), chunked)
@@ -812,15 +817,8 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        let id = HeaderValue::from_static("id");
         let overridden = Overrides::default();
-        let fwd = Forwarding {
-            previous_hop: "192.0.2.1".parse().unwrap(),
-            scheme: "http",
-            request_id: &id,
-            upgrade: false,
-            overridden: &overridden,
-        };
+        let fwd = test_forwarding(&overridden);
         let empty = || http_body_util::Empty::<Bytes>::new();
         let mut conn = Conn::connect(&addr.to_string()).await.unwrap();
         let now = tokio::time::Instant::now;

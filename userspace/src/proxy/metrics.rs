@@ -96,21 +96,20 @@ impl ProxyMetrics {
                 duration.observe(seconds);
                 return;
             };
-            if let Some((.., counter, duration)) = cache
+            let found = cache
                 .iter()
-                .find(|(id, name, c, ..)| *id == self.id && *c == code && &**name == upstream)
-            {
-                counter.inc();
-                duration.observe(seconds);
-                return;
-            }
-            let (counter, duration) = self.shared_children(upstream, status);
+                .position(|(id, name, c, ..)| *id == self.id && *c == code && &**name == upstream);
+            let at = found.unwrap_or_else(|| {
+                if cache.len() >= THREAD_ENTRIES {
+                    cache.clear();
+                }
+                let (counter, duration) = self.shared_children(upstream, status);
+                cache.push((self.id, upstream.into(), code, counter, duration));
+                cache.len() - 1
+            });
+            let (.., counter, duration) = &cache[at];
             counter.inc();
             duration.observe(seconds);
-            if cache.len() >= THREAD_ENTRIES {
-                cache.clear();
-            }
-            cache.push((self.id, upstream.into(), code, counter, duration));
         });
     }
 

@@ -253,7 +253,7 @@ where
         let proxy = proxy.clone();
         async move {
             // hyper writes HTTP/2 fields from the map only.
-            let resp = proxy.handle(req, conn).await.into_response();
+            let resp = proxy.handle(req, &conn).await.into_response();
             Ok::<_, std::convert::Infallible>(resp)
         }
     });

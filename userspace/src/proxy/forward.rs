@@ -126,106 +126,110 @@ impl Forwarder {
         Self { idle_timeout }
     }
 
-    pub async fn forward<B>(
+    // Not an `async fn`, for the reason given at `Proxy::handle`.
+    #[allow(clippy::manual_async_fn)]
+    pub fn forward<B>(
         &self,
         mut req: Request<B>,
         ctx: &RequestContext,
         route: &RouteSettings,
         pool: &UpstreamPool,
         max_body: u64,
-    ) -> Result<Response<ResponseBody>, ForwardError>
+    ) -> impl Future<Output = Result<Response<ResponseBody>, ForwardError>>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        let upgrade = if websocket::is_upgrade(&req) {
-            req.extensions_mut().remove::<OnUpgrade>()
-        } else {
-            None
-        };
-        let (mut parts, body) = req.into_parts();
-        // HTTP/2 requests carry the host in the URI authority; HTTP/1.1 upstreams need it as a header.
-        if let Some(authority) = parts.uri.authority()
-            && !parts.headers.contains_key(header::HOST)
-            && let Ok(h) = HeaderValue::from_str(authority.as_str())
-        {
-            parts.headers.insert(header::HOST, h);
-        }
-        if !route.request_headers.is_empty() {
-            route.request_headers.apply(&mut parts.headers);
-        }
-        let fwd = Forwarding {
-            previous_hop: ctx.previous_hop,
-            scheme: ctx.scheme,
-            request_id: &ctx.request_id,
-            upgrade: upgrade.is_some(),
-            overridden: &route.forwarding_overrides,
-        };
-        // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics);
-        // `h1` writes the request target in origin form.
-        let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-
-        let attempts = if upgrade.is_none() && is_idempotent(&parts.method) {
-            route.retry_attempts
-        } else {
-            0
-        };
-        let mut payload = if body.is_end_stream() {
-            Payload::Buffered(Bytes::new())
-        } else if attempts > 0 && body_fits(&parts.headers) {
-            match Limited::new(body, limit).collect().await {
-                Ok(collected) => Payload::Buffered(collected.to_bytes()),
-                Err(e) if e.is::<LengthLimitError>() => return Err(ForwardError::BodyTooLarge(max_body)),
-                Err(_) => return Err(ForwardError::Unreachable),
-            }
-        } else {
-            Payload::Stream(Some(Limited::new(body, limit)))
-        };
-
-        let mut tried = Tried::default();
-        let mut last = ForwardError::NoServer;
-        for attempt in 0..=attempts {
-            if attempt > 0 {
-                tokio::time::sleep(RETRY_BACKOFF * (1 << (attempt - 1).min(5))).await;
-            }
-            let Some((index, server)) = pool.pick(ctx.client, tried.as_slice()) else {
-                break;
+        async move {
+            let upgrade = if websocket::is_upgrade(&req) {
+                req.extensions_mut().remove::<OnUpgrade>()
+            } else {
+                None
             };
-            tried.push(index);
-            let guard = InFlight::start(Arc::clone(&server));
-            let started = Instant::now();
-            // The deadline is seconds away: the coarse clock places it well enough, and saves a precise read.
-            let deadline = tokio::time::Instant::from_std(crate::clock::coarse_now()) + route.timeout;
-            match self.exchange(&server, &parts, &fwd, &mut payload, deadline).await {
-                Ok((head, conn)) => {
-                    let latency = started.elapsed();
-                    return Ok(match upgrade {
-                        Some(client_side) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
-                            websocket::tunnel(head, conn, client_side, guard, latency)
-                        }
-                        _ => relay(head, conn, guard, latency, self.idle_timeout),
-                    });
+            let (mut parts, body) = req.into_parts();
+            // HTTP/2 requests carry the host in the URI authority; HTTP/1.1 upstreams need it as a header.
+            if let Some(authority) = parts.uri.authority()
+                && !parts.headers.contains_key(header::HOST)
+                && let Ok(h) = HeaderValue::from_str(authority.as_str())
+            {
+                parts.headers.insert(header::HOST, h);
+            }
+            if !route.request_headers.is_empty() {
+                route.request_headers.apply(&mut parts.headers);
+            }
+            let fwd = Forwarding {
+                previous_hop: ctx.previous_hop,
+                scheme: ctx.scheme,
+                request_id: &ctx.request_id,
+                upgrade: upgrade.is_some(),
+                overridden: &route.forwarding_overrides,
+            };
+            // Upstream connections are HTTP/1.1 whatever the client spoke (an h2 request keeps its semantics);
+            // `h1` writes the request target in origin form.
+            let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+
+            let attempts = if upgrade.is_none() && is_idempotent(&parts.method) {
+                route.retry_attempts
+            } else {
+                0
+            };
+            let mut payload = if body.is_end_stream() {
+                Payload::Buffered(Bytes::new())
+            } else if attempts > 0 && body_fits(&parts.headers) {
+                match Limited::new(body, limit).collect().await {
+                    Ok(collected) => Payload::Buffered(collected.to_bytes()),
+                    Err(e) if e.is::<LengthLimitError>() => return Err(ForwardError::BodyTooLarge(max_body)),
+                    Err(_) => return Err(ForwardError::Unreachable),
                 }
-                Err(e) if e.is_length_limit() => {
-                    guard.finish(Outcome::Cancelled, None);
-                    return Err(ForwardError::BodyTooLarge(max_body));
+            } else {
+                Payload::Stream(Some(Limited::new(body, limit)))
+            };
+
+            let mut tried = Tried::default();
+            let mut last = ForwardError::NoServer;
+            for attempt in 0..=attempts {
+                if attempt > 0 {
+                    tokio::time::sleep(RETRY_BACKOFF * (1 << (attempt - 1).min(5))).await;
                 }
-                Err(h1::H1Error::TimedOut) => {
-                    guard.finish(Outcome::Failure, None);
-                    last = ForwardError::Timeout;
+                let Some((index, server)) = pool.pick(ctx.client, tried.as_slice()) else {
+                    break;
+                };
+                tried.push(index);
+                let guard = InFlight::start(Arc::clone(&server));
+                let started = Instant::now();
+                // The deadline is seconds away: the coarse clock places it well enough, and saves a precise read.
+                let deadline = tokio::time::Instant::from_std(crate::clock::coarse_now()) + route.timeout;
+                match self.exchange(&server, &parts, &fwd, &mut payload, deadline).await {
+                    Ok((head, conn)) => {
+                        let latency = started.elapsed();
+                        return Ok(match upgrade {
+                            Some(client_side) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                                websocket::tunnel(head, conn, client_side, guard, latency)
+                            }
+                            _ => relay(head, conn, guard, latency, self.idle_timeout),
+                        });
+                    }
+                    Err(e) if e.is_length_limit() => {
+                        guard.finish(Outcome::Cancelled, None);
+                        return Err(ForwardError::BodyTooLarge(max_body));
+                    }
+                    Err(h1::H1Error::TimedOut) => {
+                        guard.finish(Outcome::Failure, None);
+                        last = ForwardError::Timeout;
+                    }
+                    Err(e) => {
+                        debug!(upstream = pool.name, server = server.id, error = %e, "upstream request failed");
+                        guard.finish(Outcome::Failure, None);
+                        last = ForwardError::Unreachable;
+                    }
                 }
-                Err(e) => {
-                    debug!(upstream = pool.name, server = server.id, error = %e, "upstream request failed");
-                    guard.finish(Outcome::Failure, None);
-                    last = ForwardError::Unreachable;
+                if matches!(payload, Payload::Stream(None)) {
+                    // The body is gone with the failed attempt: nothing is left to retry with.
+                    break;
                 }
             }
-            if matches!(payload, Payload::Stream(None)) {
-                // The body is gone with the failed attempt: nothing is left to retry with.
-                break;
-            }
+            Err(last)
         }
-        Err(last)
     }
 
     /// One attempt on one server, all of it by `deadline` (`H1Error::TimedOut` after): a pooled connection (or

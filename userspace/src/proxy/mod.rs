@@ -180,218 +180,228 @@ impl Proxy {
 
     /// Runs the pipeline for one request. Never fails: every error is an HTTP answer. `B` is the body type of
     /// whichever server parsed the request (`net::h1` for HTTP/1.1, hyper for HTTP/2).
-    pub async fn handle<B>(&self, req: Request<B>, conn: Connection) -> Answer
+    // Not an `async fn`: one moves every argument out of the future's captures into a local of its own when
+    // first polled, a ~250-byte copy of the request per level on the request path; an `async move` block uses
+    // its captures in place.
+    #[allow(clippy::manual_async_fn)]
+    pub fn handle<B>(&self, req: Request<B>, conn: &Connection) -> impl Future<Output = Answer>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        let started = Instant::now();
-        let rt = self.live.load();
-        let ctx = RequestContext {
-            client: client_addr::resolve(conn.client, req.headers(), &rt.trusted_proxies),
-            previous_hop: conn.client,
-            scheme: if conn.tls { "https" } else { "http" },
-            request_id: request_id::from_or_new(req.headers().get(&request_id::HEADER)),
-            waf_us: AtomicU64::new(0),
-            upstream_us: AtomicU64::new(0),
-        };
-        let head = self.logs.enabled().then(|| RequestHead::of(&req));
-        let (resp, upstream) = self.pipeline(&rt, req, &ctx).await;
-        let hsts = if conn.tls {
-            rt.tls.as_ref().and_then(|t| t.hsts.clone())
-        } else {
-            None
-        };
-        if rt.bots.is_some() && rt.config.waf.bot_protection.behavioral_analysis {
-            self.bots.behaviours.response(ctx.client, resp.status().as_u16());
-        }
-        let total = started.elapsed();
-        self.metrics.observe(upstream.unwrap_or("-"), resp.status(), total);
-        if let Some(head) = head
-            && self.logs.wanted(total)
-        {
-            let micros = |slot: &AtomicU64| std::time::Duration::from_micros(slot.load(Ordering::Relaxed));
-            self.logs.write(&head.record(Outcome {
-                client: ctx.client,
-                status: resp.status().as_u16(),
-                bytes: resp.body().size_hint().exact(),
-                upstream,
-                request_id: ctx.request_id.to_str().unwrap_or("-"),
-                total,
-                waf: micros(&ctx.waf_us),
-                upstream_wait: micros(&ctx.upstream_us),
-            }));
-        }
-        Answer {
-            response: resp,
-            added: AddedFields {
-                security: Arc::clone(&rt.security_headers),
-                request_id: ctx.request_id,
-                hsts,
-            },
+        async move {
+            let started = Instant::now();
+            let rt = self.live.load();
+            let ctx = RequestContext {
+                client: client_addr::resolve(conn.client, req.headers(), &rt.trusted_proxies),
+                previous_hop: conn.client,
+                scheme: if conn.tls { "https" } else { "http" },
+                request_id: request_id::from_or_new(req.headers().get(&request_id::HEADER)),
+                waf_us: AtomicU64::new(0),
+                upstream_us: AtomicU64::new(0),
+            };
+            let head = self.logs.enabled().then(|| RequestHead::of(&req));
+            let (resp, upstream) = self.pipeline(&rt, req, &ctx).await;
+            let hsts = if conn.tls {
+                rt.tls.as_ref().and_then(|t| t.hsts.clone())
+            } else {
+                None
+            };
+            if rt.bots.is_some() && rt.config.waf.bot_protection.behavioral_analysis {
+                self.bots.behaviours.response(ctx.client, resp.status().as_u16());
+            }
+            let total = started.elapsed();
+            self.metrics.observe(upstream.unwrap_or("-"), resp.status(), total);
+            if let Some(head) = head
+                && self.logs.wanted(total)
+            {
+                let micros = |slot: &AtomicU64| std::time::Duration::from_micros(slot.load(Ordering::Relaxed));
+                self.logs.write(&head.record(Outcome {
+                    client: ctx.client,
+                    status: resp.status().as_u16(),
+                    bytes: resp.body().size_hint().exact(),
+                    upstream,
+                    request_id: ctx.request_id.to_str().unwrap_or("-"),
+                    total,
+                    waf: micros(&ctx.waf_us),
+                    upstream_wait: micros(&ctx.upstream_us),
+                }));
+            }
+            Answer {
+                response: resp,
+                added: AddedFields {
+                    security: Arc::clone(&rt.security_headers),
+                    request_id: ctx.request_id,
+                    hsts,
+                },
+            }
         }
     }
 
-    async fn pipeline<'a, B>(
+    // Not an `async fn`, for the reason given at `Proxy::handle`.
+    #[allow(clippy::manual_async_fn)]
+    fn pipeline<'a, B>(
         &'a self,
         rt: &'a Runtime,
         req: Request<B>,
         ctx: &RequestContext,
-    ) -> (Response<ResponseBody>, Option<&'a str>)
+    ) -> impl Future<Output = (Response<ResponseBody>, Option<&'a str>)>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        // Phases that most requests skip, or that are large, run boxed (`Box::pin`): an `async fn`'s state is
-        // as large as its largest await, and this future is boxed, copied and touched whole on every request.
-        // Inline, the cache and WAF phases made it ~10 KB for a proxied GET that uses neither.
-        if let Some(answer) = acme_challenge(&req, &self.live.hub().challenges) {
-            return (answer, None);
-        }
-        if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
-            return (answer, None);
-        }
-        let country = rt.country(ctx.client);
-        if self.geo_at_l7
-            && let Some(answer) = policy_phase::geo(&rt.config.waf.geo_blocking, country.as_deref(), ctx)
-        {
-            return (answer, None);
-        }
-        if let Some(limiter) = &rt.rate_limits
-            && let Some((answer, offence)) = Box::pin(policy_phase::rate_limit(limiter, &req, ctx)).await
-        {
-            self.offence(ctx.client, offence);
-            return (answer, None);
-        }
-        let challenger = challenge_phase::Challenger {
-            challenges: &self.challenges,
-            bot: &rt.config.waf.bot_protection,
-            metrics: &self.metrics.bot,
-        };
-        if req.uri().path() == crate::policy::challenge::page::VERIFY_PATH {
-            let (answer, offence) = Box::pin(challenge_phase::verify(&challenger, req, ctx)).await;
-            if let Some(o) = offence {
-                self.offence(ctx.client, o);
+        async move {
+            // Phases that most requests skip, or that are large, run boxed (`Box::pin`): an `async fn`'s state is
+            // as large as its largest await, and this future is boxed, copied and touched whole on every request.
+            // Inline, the cache and WAF phases made it ~10 KB for a proxied GET that uses neither.
+            if let Some(answer) = acme_challenge(&req, &self.live.hub().challenges) {
+                return (answer, None);
             }
-            return (answer, None);
-        }
-        let host = request_host(&req);
-        if let Some(bots) = &rt.bots
-            && let Some((answer, offence)) = Box::pin(bot_phase::screen(
-                bots,
-                &self.bots,
-                &challenger,
-                &req,
-                host.as_deref(),
-                ctx,
-            ))
-            .await
-        {
-            if let Some(o) = offence {
-                self.offence(ctx.client, o);
+            if let Some(answer) = admit(&req, rt.max_request_size, ctx) {
+                return (answer, None);
             }
-            return (answer, None);
-        }
-        let facts = RequestFacts {
-            host: host.as_deref(),
-            path: req.uri().path(),
-            query: req.uri().query(),
-            method: req.method(),
-            headers: req.headers(),
-            client: ctx.client,
-        };
-        let Some(route) = rt.routes.find(&facts) else {
-            return (
-                local_error(StatusCode::NOT_FOUND, "no route matches this request", ctx),
-                None,
-            );
-        };
-        if route.ssl_redirect && ctx.scheme == "http" && rt.tls.is_some() {
-            return (
-                https_redirect(&req, host.as_deref(), rt.config.ssl.port.get(), ctx),
-                Some(&*route.upstream),
-            );
-        }
-        let Some(pool) = rt.upstreams.get(&route.upstream) else {
-            return (
-                local_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the route's upstream does not exist",
-                    ctx,
-                ),
-                None,
-            );
-        };
-        let req = match rt.waf.load_full() {
-            Some(engine) => {
-                let custom_rules = rt.custom_rules.load();
-                let rule_limits = rt.rule_limits.load();
-                let rules = waf_phase::RulesContext {
-                    rules: &custom_rules,
-                    limits: &rule_limits,
-                    now_ns: rt.now_ns(),
-                    country: country.as_deref(),
-                    challenger: &challenger,
-                };
-                let started = self.logs.enabled().then(Instant::now);
-                let outcome = Box::pin(waf_phase::inspect(
-                    &engine,
-                    &rules,
-                    req,
-                    Some(route.name.as_str()),
-                    ctx,
-                    &rt.block_response,
-                    &self.metrics.waf,
-                    rt.max_request_size,
-                ))
-                .await;
-                record_micros(&ctx.waf_us, started);
-                match outcome {
-                    waf_phase::Outcome::Forward(req) => req,
-                    waf_phase::Outcome::Refused(resp, offence) => {
-                        self.offence(ctx.client, offence);
-                        return (resp, Some(&*route.upstream));
-                    }
-                    waf_phase::Outcome::Answer(resp) => return (resp, Some(&*route.upstream)),
+            let country = rt.country(ctx.client);
+            if self.geo_at_l7
+                && let Some(answer) = policy_phase::geo(&rt.config.waf.geo_blocking, country.as_deref(), ctx)
+            {
+                return (answer, None);
+            }
+            if let Some(limiter) = &rt.rate_limits
+                && let Some((answer, offence)) = Box::pin(policy_phase::rate_limit(limiter, &req, ctx)).await
+            {
+                self.offence(ctx.client, offence);
+                return (answer, None);
+            }
+            let challenger = challenge_phase::Challenger {
+                challenges: &self.challenges,
+                bot: &rt.config.waf.bot_protection,
+                metrics: &self.metrics.bot,
+            };
+            if req.uri().path() == crate::policy::challenge::page::VERIFY_PATH {
+                let (answer, offence) = Box::pin(challenge_phase::verify(&challenger, req, ctx)).await;
+                if let Some(o) = offence {
+                    self.offence(ctx.client, o);
                 }
+                return (answer, None);
             }
-            None => req.map(InspectedBody::Stream),
-        };
-        // The host is looked up again only when caching is configured: `req` has moved since.
-        let plan = if rt.cache_rules.any() {
-            rt.cache_rules.plan(&route.name, &req, request_host(&req).as_deref())
-        } else {
-            None
-        };
-        let req = rewrite_path(req, route);
-        let started = self.logs.enabled().then(Instant::now);
-        let outcome = match plan {
-            Some(plan) => {
-                let fetch = cache_phase::Fetch {
-                    cache: self.cache.clone(),
-                    forwarder: self.forwarder,
-                    route: route.clone(),
-                    pool: pool.clone(),
-                    max_body: rt.max_request_size,
-                };
-                Box::pin(cache_phase::handle(&fetch, plan, req, ctx)).await
+            let host = request_host(&req);
+            if let Some(bots) = &rt.bots
+                && let Some((answer, offence)) = Box::pin(bot_phase::screen(
+                    bots,
+                    &self.bots,
+                    &challenger,
+                    &req,
+                    host.as_deref(),
+                    ctx,
+                ))
+                .await
+            {
+                if let Some(o) = offence {
+                    self.offence(ctx.client, o);
+                }
+                return (answer, None);
             }
-            None => self.forwarder.forward(req, ctx, route, pool, rt.max_request_size).await,
-        };
-        record_micros(&ctx.upstream_us, started);
-        let resp = match outcome {
-            Ok(resp) => resp,
-            Err(e) => {
-                self.metrics.error(e.kind());
-                e.response(ctx, &route.upstream)
+            let facts = RequestFacts {
+                host: host.as_deref(),
+                path: req.uri().path(),
+                query: req.uri().query(),
+                method: req.method(),
+                headers: req.headers(),
+                client: ctx.client,
+            };
+            let Some(route) = rt.routes.find(&facts) else {
+                return (
+                    local_error(StatusCode::NOT_FOUND, "no route matches this request", ctx),
+                    None,
+                );
+            };
+            if route.ssl_redirect && ctx.scheme == "http" && rt.tls.is_some() {
+                return (
+                    https_redirect(&req, host.as_deref(), rt.config.ssl.port.get(), ctx),
+                    Some(&*route.upstream),
+                );
             }
-        };
-        let mut resp = resp;
-        if !route.response_headers.is_empty() {
-            response_body::materialize(&mut resp);
-            route.response_headers.apply(resp.headers_mut());
+            let Some(pool) = rt.upstreams.get(&route.upstream) else {
+                return (
+                    local_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the route's upstream does not exist",
+                        ctx,
+                    ),
+                    None,
+                );
+            };
+            let mut req = match rt.waf.load_full() {
+                Some(engine) => {
+                    let custom_rules = rt.custom_rules.load();
+                    let rule_limits = rt.rule_limits.load();
+                    let rules = waf_phase::RulesContext {
+                        rules: &custom_rules,
+                        limits: &rule_limits,
+                        now_ns: rt.now_ns(),
+                        country: country.as_deref(),
+                        challenger: &challenger,
+                    };
+                    let started = self.logs.enabled().then(Instant::now);
+                    let outcome = Box::pin(waf_phase::inspect(
+                        &engine,
+                        &rules,
+                        req,
+                        Some(route.name.as_str()),
+                        ctx,
+                        &rt.block_response,
+                        &self.metrics.waf,
+                        rt.max_request_size,
+                    ))
+                    .await;
+                    record_micros(&ctx.waf_us, started);
+                    match outcome {
+                        waf_phase::Outcome::Forward(req) => req,
+                        waf_phase::Outcome::Refused(resp, offence) => {
+                            self.offence(ctx.client, offence);
+                            return (resp, Some(&*route.upstream));
+                        }
+                        waf_phase::Outcome::Answer(resp) => return (resp, Some(&*route.upstream)),
+                    }
+                }
+                None => req.map(InspectedBody::Stream),
+            };
+            // The host is looked up again only when caching is configured: `req` has moved since.
+            let plan = if rt.cache_rules.any() {
+                rt.cache_rules.plan(&route.name, &req, request_host(&req).as_deref())
+            } else {
+                None
+            };
+            rewrite_path(&mut req, route);
+            let started = self.logs.enabled().then(Instant::now);
+            let outcome = match plan {
+                Some(plan) => {
+                    let fetch = cache_phase::Fetch {
+                        cache: self.cache.clone(),
+                        forwarder: self.forwarder,
+                        route: route.clone(),
+                        pool: pool.clone(),
+                        max_body: rt.max_request_size,
+                    };
+                    Box::pin(cache_phase::handle(&fetch, plan, req, ctx)).await
+                }
+                None => self.forwarder.forward(req, ctx, route, pool, rt.max_request_size).await,
+            };
+            record_micros(&ctx.upstream_us, started);
+            let resp = match outcome {
+                Ok(resp) => resp,
+                Err(e) => {
+                    self.metrics.error(e.kind());
+                    e.response(ctx, &route.upstream)
+                }
+            };
+            let mut resp = resp;
+            if !route.response_headers.is_empty() {
+                response_body::materialize(&mut resp);
+                route.response_headers.apply(resp.headers_mut());
+            }
+            (resp, Some(&*route.upstream))
         }
-        (resp, Some(&*route.upstream))
     }
 
     pub fn metrics(&self) -> &Arc<ProxyMetrics> {
@@ -488,7 +498,7 @@ fn https_redirect<B>(req: &Request<B>, host: Option<&str>, port: u16, ctx: &Requ
 }
 
 /// Applies the route's `strip_prefix` and `prefix_rewrite` to the request path.
-fn rewrite_path<B>(mut req: Request<B>, route: &RouteSettings) -> Request<B> {
+fn rewrite_path<B>(req: &mut Request<B>, route: &RouteSettings) {
     let path = req.uri().path();
     let mut new: Cow<'_, str> = Cow::Borrowed(path);
     if let Some(prefix) = &route.strip_prefix
@@ -506,7 +516,7 @@ fn rewrite_path<B>(mut req: Request<B>, route: &RouteSettings) -> Request<B> {
         new = Cow::Owned(format!("{}{rest}", rw.to));
     }
     if new == path {
-        return req;
+        return;
     }
     let target = match req.uri().query() {
         Some(q) => format!("{new}?{q}"),
@@ -515,7 +525,6 @@ fn rewrite_path<B>(mut req: Request<B>, route: &RouteSettings) -> Request<B> {
     if let Ok(uri) = target.parse::<Uri>() {
         *req.uri_mut() = uri;
     }
-    req
 }
 
 /// `path` without `prefix` when the prefix ends at a segment boundary (`/api` strips `/api/x`, not `/apix`).
@@ -618,7 +627,7 @@ mod tests {
             .uri("/")
             .body(crate::net::h1::RequestBody::empty())
             .expect("request");
-        let size = std::mem::size_of_val(&proxy.handle(req, conn));
+        let size = std::mem::size_of_val(&proxy.handle(req, &conn));
         // Release builds lay it out in ~4.4 KB; unoptimised test builds need more room for the same code.
         assert!(size <= 6 * 1024, "the request future grew to {size} bytes");
     }
@@ -647,7 +656,7 @@ mod tests {
                 .expect("request")
         };
         let resp = proxy
-            .handle(request(format!("/.well-known/acme-challenge/tok-1{attack}")), conn)
+            .handle(request(format!("/.well-known/acme-challenge/tok-1{attack}")), &conn)
             .await
             .into_response();
         assert_eq!(resp.status(), StatusCode::OK);
@@ -661,7 +670,7 @@ mod tests {
         // Anything else goes through the pipeline: an unknown token meets the size limit, and without the
         // oversized body the WAF blocks the same query.
         let resp = proxy
-            .handle(request(format!("/.well-known/acme-challenge/other{attack}")), conn)
+            .handle(request(format!("/.well-known/acme-challenge/other{attack}")), &conn)
             .await
             .into_response();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -672,7 +681,7 @@ mod tests {
                     .header(header::HOST, "www.rampart.test")
                     .body(Full::new(Bytes::new()))
                     .expect("request"),
-                conn,
+                &conn,
             )
             .await
             .into_response();
@@ -680,7 +689,7 @@ mod tests {
         assert_eq!(waf_inspected(&registry), 1.0);
         hub.challenges.clear_http01("tok-1");
         let resp = proxy
-            .handle(request("/.well-known/acme-challenge/tok-1".into()), conn)
+            .handle(request("/.well-known/acme-challenge/tok-1".into()), &conn)
             .await
             .into_response();
         assert_eq!(

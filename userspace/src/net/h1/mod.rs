@@ -124,10 +124,11 @@ where
     // watch's waiter list (a lock and a list insert) on every request. It completes once, and the connection
     // returns when it does, so it is never polled again after that.
     let mut stop = shutdown.clone();
-    let stopping = async move {
+    let changed = async move {
         // An error means the daemon dropped the sender: it is going away, which is a shutdown too.
         let _ = stop.changed().await;
     };
+    let stopping = registered_once(changed, shutdown.clone());
     tokio::pin!(stopping);
     loop {
         // A complete head, or the end of the connection.
@@ -203,7 +204,7 @@ where
         // Boxed so that an idle connection does not carry the pipeline's state between requests. Written into
         // a fresh allocation rather than through `Box::pin`, which built the ~4 KB future on the stack and
         // copied all of it into the box on every request.
-        let mut handling = Box::into_pin(Box::write(Box::new_uninit(), proxy.handle(req, conn)));
+        let mut handling = Box::into_pin(Box::write(Box::new_uninit(), proxy.handle(req, &conn)));
         let (answer, body_complete) = match pump {
             None => ((&mut handling).await, true),
             Some(mut pump) => {
@@ -261,6 +262,27 @@ where
     }
 }
 
+/// `changed`, a wait for the shutdown signal, polled only when it may be ready. Re-polling the watch's
+/// `changed()` on every idle wait of a keep-alive connection took a lock round trip on its waiter entry each
+/// time, though the entry registered on the first poll already holds this task's waker. Later polls by the
+/// same task read the watch's version (a plain load) and poll `changed` only once it moved; a poll under
+/// another waker re-registers.
+fn registered_once(changed: impl Future<Output = ()>, probe: watch::Receiver<bool>) -> impl Future<Output = ()> {
+    let mut changed = Box::pin(changed);
+    let mut waker: Option<std::task::Waker> = None;
+    std::future::poll_fn(move |cx| {
+        if let Some(w) = &waker
+            && w.will_wake(cx.waker())
+            && matches!(probe.has_changed(), Ok(false))
+        {
+            return std::task::Poll::Pending;
+        }
+        let polled = changed.as_mut().poll(cx);
+        waker = polled.is_pending().then(|| cx.waker().clone());
+        polled
+    })
+}
+
 /// Answers a request that cannot be served, and closes (a refused head leaves the stream in no known state).
 async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, out: &mut BytesMut, status: StatusCode, reason: &str) {
     let body = format!(
@@ -278,4 +300,69 @@ async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, out: &mut BytesMut, status: S
     };
     let _ = response::write(io, out, resp, None, answering).await;
     let _ = io.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::registered_once;
+
+    fn shutdown_wait(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + use<> {
+        let mut waiting = rx.clone();
+        registered_once(
+            async move {
+                let _ = waiting.changed().await;
+            },
+            rx.clone(),
+        )
+    }
+
+    /// Fails unless `wait` wakes its task by itself: a timeout wrapper would poll it again when the deadline
+    /// passes, and so hide a wake that never came.
+    async fn woken_before_a_deadline(wait: impl Future<Output = ()>) {
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the wait was never woken"),
+            () = wait => {}
+        }
+    }
+
+    /// Polled once by another waker and then by this task, the wait must still wake this task on shutdown:
+    /// the cheap path is taken only for the waker that is registered.
+    #[tokio::test]
+    async fn the_shutdown_wait_wakes_the_task_that_polls_it_last() {
+        let (tx, rx) = watch::channel(false);
+        let mut stopping = std::pin::pin!(shutdown_wait(&rx));
+        let mut elsewhere = Context::from_waker(Waker::noop());
+        assert!(stopping.as_mut().poll(&mut elsewhere).is_pending());
+        for _ in 0..3 {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(stopping.as_mut().poll(cx))).await;
+            assert!(polled.is_pending(), "nothing was sent yet");
+        }
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send_replace(true);
+            tx
+        });
+        woken_before_a_deadline(stopping).await;
+        drop(sender.await);
+    }
+
+    /// A dropped sender is a shutdown too.
+    #[tokio::test]
+    async fn the_shutdown_wait_ends_when_the_sender_is_gone() {
+        let (tx, rx) = watch::channel(false);
+        let mut stopping = std::pin::pin!(shutdown_wait(&rx));
+        assert!(
+            std::future::poll_fn(|cx| Poll::Ready(stopping.as_mut().poll(cx)))
+                .await
+                .is_pending()
+        );
+        drop(tx);
+        woken_before_a_deadline(stopping).await;
+    }
 }

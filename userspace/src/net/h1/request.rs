@@ -158,10 +158,10 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     };
 
     let head = buf.split_to(used).freeze();
-    let raw_target = head.slice(target.0..target.0 + target.1);
-    let uri = match Uri::from_maybe_shared(raw_target.clone()) {
+    let target = target.0..target.0 + target.1;
+    let uri = match Uri::from_maybe_shared(head.slice(target.clone())) {
         Ok(uri) => uri,
-        Err(e) => escaped_target(&raw_target)
+        Err(e) => escaped_target(&head[target])
             .and_then(|t| Uri::from_maybe_shared(t).ok())
             .ok_or_else(|| bad(format!("invalid request target: {e}")))?,
     };

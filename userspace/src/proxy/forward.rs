@@ -197,9 +197,11 @@ impl Forwarder {
                 tried.push(index);
                 let guard = InFlight::start(Arc::clone(&server));
                 let started = Instant::now();
-                // The deadline is seconds away: the coarse clock places it well enough, and saves a precise read.
-                let deadline = tokio::time::Instant::from_std(crate::clock::coarse_now()) + route.timeout;
-                match self.exchange(&server, &parts, &fwd, &mut payload, deadline).await {
+                let deadline = tokio::time::Instant::from_std(started) + route.timeout;
+                match self
+                    .exchange(&server, &parts, &fwd, &mut payload, started, deadline)
+                    .await
+                {
                     Ok((head, conn)) => {
                         let latency = started.elapsed();
                         return Ok(match upgrade {
@@ -242,13 +244,14 @@ impl Forwarder {
         parts: &http::request::Parts,
         fwd: &Forwarding<'_>,
         payload: &mut Payload<B>,
+        now: Instant,
         deadline: tokio::time::Instant,
     ) -> Result<(h1::ResponseHead, Conn), h1::H1Error>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        let pooled = server.pool.checkout(self.idle_timeout);
+        let pooled = server.pool.checkout(self.idle_timeout, now);
         let reused = pooled.is_some();
         let mut conn = match pooled {
             Some(c) => c,
@@ -399,7 +402,7 @@ impl InFlight {
     pub fn finish(mut self, outcome: Outcome, latency: Option<Duration>) {
         self.done = true;
         self.server
-            .end(outcome, latency.or(self.latency), crate::clock::coarse_now());
+            .end_with(outcome, latency.or(self.latency), crate::clock::coarse_now);
     }
 }
 
@@ -408,7 +411,7 @@ impl Drop for InFlight {
         if !self.done {
             // The response head arrived, so the server did its part, whatever happened to the body later.
             self.server
-                .end(Outcome::Success, self.latency, crate::clock::coarse_now());
+                .end_with(Outcome::Success, self.latency, crate::clock::coarse_now);
         }
     }
 }

@@ -331,7 +331,14 @@ impl Proxy {
                     None,
                 );
             };
-            let mut req = match rt.waf.load_full() {
+            // A generation with the WAF off never holds an engine (`set_waf_rule` builds one only when it is
+            // on): the flag spares the swap's load, atomic operations on every request.
+            let engine = if rt.config.waf.enabled {
+                rt.waf.load_full()
+            } else {
+                None
+            };
+            let mut req = match engine {
                 Some(engine) => {
                     let custom_rules = rt.custom_rules.load();
                     let rule_limits = rt.rule_limits.load();

@@ -66,7 +66,6 @@ impl UpstreamPool {
 
     /// Picks a server for `client`, never one in `exclude` (servers already tried for this request).
     pub fn pick(&self, client: IpAddr, exclude: &[usize]) -> Option<(usize, Arc<Server>)> {
-        let now = crate::clock::coarse_now();
         let candidate = |(i, s): (usize, &Arc<Server>)| Candidate {
             weight: s.weight.load(Ordering::Relaxed),
             active: s.active.load(Ordering::Relaxed),
@@ -75,7 +74,7 @@ impl UpstreamPool {
             available: !exclude.contains(&i)
                 && s.enabled.load(Ordering::Relaxed)
                 && s.healthy.load(Ordering::Relaxed)
-                && s.breaker_allows(now),
+                && s.breaker_allows_with(crate::clock::coarse_now),
         };
         // Pools of up to INLINE_CANDIDATES servers (nearly all) are judged on the stack: a heap vector here was
         // an allocation on every request.

@@ -123,9 +123,15 @@ impl Server {
 
     /// Whether the breaker lets a request through now (an open breaker whose time is up turns half-open).
     pub fn breaker_allows(&self, now: Instant) -> bool {
+        self.breaker_allows_with(|| now)
+    }
+
+    /// As `breaker_allows`, reading the clock only when the breaker is not settled.
+    pub fn breaker_allows_with(&self, now: impl FnOnce() -> Instant) -> bool {
         if self.settled.load(Ordering::Acquire) {
             return true;
         }
+        let now = now();
         let mut b = self.breaker();
         let allows = match b.state {
             BreakerState::Closed => true,
@@ -156,6 +162,12 @@ impl Server {
 
     /// Records how a request ended; `latency` is the time to the response head on success.
     pub fn end(&self, outcome: Outcome, latency: Option<Duration>, now: Instant) {
+        self.end_with(outcome, latency, || now);
+    }
+
+    /// As `end`, reading the clock only when the breaker has something to record: a success on a settled
+    /// server, nearly every request, needs no time.
+    pub fn end_with(&self, outcome: Outcome, latency: Option<Duration>, now: impl FnOnce() -> Instant) {
         self.active.fetch_sub(1, Ordering::Relaxed);
         if let Some(l) = latency {
             let sample = u64::try_from(l.as_nanos()).unwrap_or(u64::MAX).max(1);
@@ -185,6 +197,7 @@ impl Server {
                 b.opens = 0;
             }
             Outcome::Failure => {
+                let now = now();
                 let window_start = now.checked_sub(self.fail_timeout).unwrap_or(now);
                 while b.recent_failures.front().is_some_and(|t| *t < window_start) {
                     b.recent_failures.pop_front();

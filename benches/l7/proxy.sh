@@ -11,7 +11,8 @@
 # nginx upstream answering 100 bytes; nginx (1 worker, upstream keep-alive pool) and Rampart (1 worker) as
 # reverse proxies pinned to CPU 0; upstream and wrk pinned to CPU 1. Each cell is wrk -t1 -cN -dDURATION
 # --latency, rounds interleaved between the proxies; medians are printed, with each proxy's CPU time per
-# request. The last lines are the Rampart/nginx ratios. Loopback only; every load is bounded by DURATION.
+# request and how busy CPU 1 (wrk and the upstream) was, then every round. The last lines are the
+# Rampart/nginx ratios. Loopback only; every load is bounded by DURATION.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -91,17 +92,20 @@ done; done
 
 to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.3f", v }'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# One wrk run; appends "rps p99_ms cpu_us_per_request" to $W/res.<cell>.
+# Busy and idle jiffies of one CPU, from /proc/stat (idle and iowait count as idle).
+cpu_busy_idle() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
+# One wrk run; appends "rps p99_ms cpu_us_per_request cpu1_busy_percent" to $W/res.<cell>. CPU 1 carries wrk
+# and the upstream: when it is busy all the time, the cell measures that ceiling as much as the proxy.
 one_run() { # proxy scheme conns
-  local pid=${PID_OF[$1]} t0 t1 out n rps p99 errs
-  t0=$(cpu_ticks "$pid")
+  local pid=${PID_OF[$1]} t0 t1 out n rps p99 errs b0 i0 b1 i1
+  t0=$(cpu_ticks "$pid"); read -r b0 i0 < <(cpu_busy_idle 1)
   out=$(taskset -c 1 wrk -t1 -c"$3" -d"${DURATION}s" --latency "$(url "$1" "$2")" 2>&1)
-  t1=$(cpu_ticks "$pid")
+  t1=$(cpu_ticks "$pid"); read -r b1 i1 < <(cpu_busy_idle 1)
   n=$(echo "$out" | awk '/requests in/{print $1}'); rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
   p99=$(to_ms "$(echo "$out" | awk '$1=="99%"{print $2}')")
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr '\n' ' ')
   [ -n "$errs" ] && echo "  $1 $2 c=$3: $errs"
-  echo "${rps:-0} ${p99:-0} $(awk -v t=$((t1 - t0)) -v n="${n:-1}" 'BEGIN{printf "%.1f", t * 1e6 / 100 / n}')" >> "$W/res.$1.$2.$3"
+  echo "${rps:-0} ${p99:-0} $(awk -v t=$((t1 - t0)) -v n="${n:-1}" 'BEGIN{printf "%.1f", t * 1e6 / 100 / n}') $(awk -v b=$((b1 - b0)) -v i=$((i1 - i0)) 'BEGIN{printf "%.0f", 100 * b / (b + i > 0 ? b + i : 1)}')" >> "$W/res.$1.$2.$3"
 }
 median() { awk -v k="$2" '{print $k}' "$1" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
@@ -109,9 +113,15 @@ echo "== throughput: wrk -t1 --latency, ${DURATION}s x ${ROUNDS} rounds interlea
 for r in $(seq "$ROUNDS"); do
   for s in http https; do for c in $CONNS; do for p in $PROXIES; do one_run "$p" $s "$c"; done; done; done
 done
-printf "  %-14s %-6s %5s %12s %9s %12s\n" proxy scheme conns "req/s" "p99 ms" "CPU us/req"
+printf "  %-14s %-6s %5s %12s %9s %12s %11s\n" proxy scheme conns "req/s" "p99 ms" "CPU us/req" "CPU 1 busy"
 for s in http https; do for c in $CONNS; do for p in $PROXIES; do
-  f="$W/res.$p.$s.$c"; printf "  %-14s %-6s %5s %12s %9s %12s\n" "$p" $s "$c" "$(median "$f" 1)" "$(median "$f" 2)" "$(median "$f" 3)"
+  f="$W/res.$p.$s.$c"; printf "  %-14s %-6s %5s %12s %9s %12s %10s%%\n" "$p" $s "$c" "$(median "$f" 1)" "$(median "$f" 2)" "$(median "$f" 3)" "$(median "$f" 4)"
+done; done; done
+
+# Every round, so that a median's spread is on record: the machines this runs on are shared and noisy.
+echo "== rounds in run order (req/s @ p99 ms)"
+for s in http https; do for c in $CONNS; do for p in $PROXIES; do
+  printf "  %-14s %-6s %5s  %s\n" "$p" $s "$c" "$(awk '{printf "%s @ %s   ", int($1), $2}' "$W/res.$p.$s.$c")"
 done; done; done
 
 echo "== memory: RSS idle, and holding $IDLE idle keep-alive connections (each has completed one request)"

@@ -402,7 +402,7 @@ impl InFlight {
     pub fn finish(mut self, outcome: Outcome, latency: Option<Duration>) {
         self.done = true;
         self.server
-            .end_with(outcome, latency.or(self.latency), crate::clock::coarse_now);
+            .end(outcome, latency.or(self.latency), crate::clock::coarse_now);
     }
 }
 
@@ -411,7 +411,7 @@ impl Drop for InFlight {
         if !self.done {
             // The response head arrived, so the server did its part, whatever happened to the body later.
             self.server
-                .end_with(Outcome::Success, self.latency, crate::clock::coarse_now);
+                .end(Outcome::Success, self.latency, crate::clock::coarse_now);
         }
     }
 }

@@ -114,13 +114,18 @@ impl ResponseHeaders {
 mod tests {
     use super::*;
 
-    #[test]
-    fn configured_headers_are_added_unless_the_upstream_set_them() {
-        let rh = ResponseHeaders::build(&SecurityHeaders {
+    /// The defaults plus a Content-Security-Policy, so that every header is configured.
+    fn with_csp() -> ResponseHeaders {
+        ResponseHeaders::build(&SecurityHeaders {
             content_security_policy: "default-src 'self'".into(),
             ..SecurityHeaders::default()
         })
-        .expect("valid");
+        .expect("valid")
+    }
+
+    #[test]
+    fn configured_headers_are_added_unless_the_upstream_set_them() {
+        let rh = with_csp();
         let mut h = HeaderMap::new();
         h.insert("x-frame-options", HeaderValue::from_static("DENY"));
         rh.apply(&mut h, None);
@@ -132,11 +137,7 @@ mod tests {
 
     #[test]
     fn wire_lines_are_written_for_the_headers_the_response_lacks() {
-        let rh = ResponseHeaders::build(&SecurityHeaders {
-            content_security_policy: "default-src 'self'".into(),
-            ..SecurityHeaders::default()
-        })
-        .expect("valid");
+        let rh = with_csp();
         let mut all = BytesMut::new();
         rh.put_missing(&mut all, 0);
         let text = String::from_utf8(all.to_vec()).expect("ascii");

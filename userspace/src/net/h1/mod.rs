@@ -202,8 +202,9 @@ where
         });
 
         // Boxed so that an idle connection does not carry the pipeline's state between requests. Written into
-        // a fresh allocation rather than through `Box::pin`, which built the ~4 KB future on the stack and
-        // copied all of it into the box on every request.
+        // a fresh allocation: what is copied in is the future's captures, which sit together at its start
+        // (hence `&conn`: a `Connection` by value was laid out at the far end of the ~4 KB state, and the copy
+        // spanned all of it on every request).
         let mut handling = Box::into_pin(Box::write(Box::new_uninit(), proxy.handle(req, &conn)));
         let (answer, body_complete) = match pump {
             None => ((&mut handling).await, true),

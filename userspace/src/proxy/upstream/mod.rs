@@ -74,7 +74,7 @@ impl UpstreamPool {
             available: !exclude.contains(&i)
                 && s.enabled.load(Ordering::Relaxed)
                 && s.healthy.load(Ordering::Relaxed)
-                && s.breaker_allows_with(crate::clock::coarse_now),
+                && s.breaker_allows(crate::clock::coarse_now),
         };
         // Pools of up to INLINE_CANDIDATES servers (nearly all) are judged on the stack: a heap vector here was
         // an allocation on every request.

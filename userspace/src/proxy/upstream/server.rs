@@ -122,12 +122,8 @@ impl Server {
     }
 
     /// Whether the breaker lets a request through now (an open breaker whose time is up turns half-open).
-    pub fn breaker_allows(&self, now: Instant) -> bool {
-        self.breaker_allows_with(|| now)
-    }
-
-    /// As `breaker_allows`, reading the clock only when the breaker is not settled.
-    pub fn breaker_allows_with(&self, now: impl FnOnce() -> Instant) -> bool {
+    /// `now` is called only when the breaker is not settled: nearly every request needs no clock read.
+    pub fn breaker_allows(&self, now: impl FnOnce() -> Instant) -> bool {
         if self.settled.load(Ordering::Acquire) {
             return true;
         }
@@ -160,14 +156,10 @@ impl Server {
         }
     }
 
-    /// Records how a request ended; `latency` is the time to the response head on success.
-    pub fn end(&self, outcome: Outcome, latency: Option<Duration>, now: Instant) {
-        self.end_with(outcome, latency, || now);
-    }
-
-    /// As `end`, reading the clock only when the breaker has something to record: a success on a settled
-    /// server, nearly every request, needs no time.
-    pub fn end_with(&self, outcome: Outcome, latency: Option<Duration>, now: impl FnOnce() -> Instant) {
+    /// Records how a request ended; `latency` is the time to the response head on success. `now` is called
+    /// only when the breaker has something to record: a success on a settled server, nearly every request,
+    /// needs no clock read.
+    pub fn end(&self, outcome: Outcome, latency: Option<Duration>, now: impl FnOnce() -> Instant) {
         self.active.fetch_sub(1, Ordering::Relaxed);
         if let Some(l) = latency {
             let sample = u64::try_from(l.as_nanos()).unwrap_or(u64::MAX).max(1);
@@ -257,33 +249,34 @@ mod tests {
             "a new server takes the lock-free path"
         );
         s.begin();
-        s.end(Outcome::Failure, None, t0);
+        s.end(Outcome::Failure, None, || t0);
         assert!(
             !s.settled.load(Ordering::Relaxed),
             "a failure on record leaves the fast path"
         );
-        assert!(s.breaker_allows(t0), "one failure of two allowed");
+        assert!(s.breaker_allows(|| t0), "one failure of two allowed");
         s.begin();
-        s.end(Outcome::Failure, None, t0);
-        assert!(!s.breaker_allows(t0 + Duration::from_secs(9)), "open for fail_timeout");
-        let later = t0 + Duration::from_secs(10);
-        assert!(s.breaker_allows(later), "half-open after fail_timeout");
-        s.begin();
-        assert!(!s.breaker_allows(later), "only one probe while half-open");
-        s.end(Outcome::Failure, None, later);
+        s.end(Outcome::Failure, None, || t0);
         assert!(
-            !s.breaker_allows(later + Duration::from_secs(19)),
+            !s.breaker_allows(|| t0 + Duration::from_secs(9)),
+            "open for fail_timeout"
+        );
+        let later = t0 + Duration::from_secs(10);
+        assert!(s.breaker_allows(|| later), "half-open after fail_timeout");
+        s.begin();
+        assert!(!s.breaker_allows(|| later), "only one probe while half-open");
+        s.end(Outcome::Failure, None, || later);
+        assert!(
+            !s.breaker_allows(|| later + Duration::from_secs(19)),
             "reopened for twice as long"
         );
-        assert!(s.breaker_allows(later + Duration::from_secs(20)));
+        assert!(s.breaker_allows(|| later + Duration::from_secs(20)));
         s.begin();
-        s.end(
-            Outcome::Success,
-            Some(Duration::from_millis(5)),
-            later + Duration::from_secs(20),
-        );
+        s.end(Outcome::Success, Some(Duration::from_millis(5)), || {
+            later + Duration::from_secs(20)
+        });
         assert!(
-            s.breaker_allows(later + Duration::from_secs(20)),
+            s.breaker_allows(|| later + Duration::from_secs(20)),
             "a successful probe closes it"
         );
         assert_eq!(s.status(), "healthy");
@@ -296,10 +289,10 @@ mod tests {
         let s = server(2, 10);
         let t0 = Instant::now();
         s.begin();
-        s.end(Outcome::Failure, None, t0);
+        s.end(Outcome::Failure, None, || t0);
         s.begin();
-        s.end(Outcome::Failure, None, t0 + Duration::from_secs(11));
-        assert!(s.breaker_allows(t0 + Duration::from_secs(11)));
+        s.end(Outcome::Failure, None, || t0 + Duration::from_secs(11));
+        assert!(s.breaker_allows(|| t0 + Duration::from_secs(11)));
     }
 
     #[test]
@@ -307,10 +300,10 @@ mod tests {
         let s = server(3, 10);
         let now = Instant::now();
         s.begin();
-        s.end(Outcome::Success, Some(Duration::from_millis(8)), now);
+        s.end(Outcome::Success, Some(Duration::from_millis(8)), || now);
         assert_eq!(s.ewma_latency_ns(), 8_000_000);
         s.begin();
-        s.end(Outcome::Success, Some(Duration::from_millis(16)), now);
+        s.end(Outcome::Success, Some(Duration::from_millis(16)), || now);
         assert_eq!(s.ewma_latency_ns(), 10_000_000);
     }
 }
